@@ -1,0 +1,396 @@
+/*
+ * image.c: lay out a scenario in physical memory and compute the initial CPU state.
+ *
+ * Placement (all inside the scenario's physical window, one page each, bump-allocated in
+ * this order so the same scenario always gives the same bytes): the shim page, each
+ * world's code, stack, GDT, IDT, TSS, then page tables as the mappings need them, then
+ * guest pages as mappings name them. Guest pages are filled with UD2 so that executing one
+ * by mistake faults at once.
+ *
+ * The start state is "the monitor is switched out": the monitor's PTE at the shim's linear
+ * address already maps the shim page and the guest's own PTE waits in the data area's
+ * D_GUEST_PTE, exactly as the monitor's prologue would have left it. Both TSS descriptors
+ * are busy (both worlds have run), so every LTR needs its busy-bit clear.
+ */
+#include "image.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../shim/shim_abi.h"
+#include "desc.h"
+#include "mmu.h"
+#include "tss.h"
+
+static enum sc_reason fail(struct sc_error *err, enum sc_reason r, const char *field, const char *detail)
+{
+	err->reason = r;
+	snprintf(err->field, sizeof err->field, "%s", field);
+	snprintf(err->detail, sizeof err->detail, "%s", detail);
+	return r;
+}
+
+/* Page allocator over the window; 0 means full. Allocated pages are zero already. */
+static uint64_t alloc_page(void *ctx)
+{
+	struct image *img = ctx;
+	if (img->next_free + PGSIZE > img->pm.base + img->pm.size)
+		return 0;
+	uint64_t pa = img->next_free;
+	img->next_free += PGSIZE;
+	return pa;
+}
+
+/* Remember pages that hold paging structures, per space (the checkers watch writes there). */
+struct tracked_alloc {
+	struct image *img;
+	struct world *w;
+};
+
+static uint64_t alloc_pt(void *ctx)
+{
+	struct tracked_alloc *t = ctx;
+	uint64_t pa = alloc_page(t->img);
+	if (pa && t->w->npt < (int)(sizeof t->w->pt_pages / sizeof t->w->pt_pages[0]))
+		t->w->pt_pages[t->w->npt++] = pa;
+	else if (pa)
+		return 0; /* more tables than we can track: treat as full */
+	return pa;
+}
+
+static uint64_t frame_pa(struct image *img, const struct scenario *sc, const struct sc_frame *fr, bool *ok)
+{
+	*ok = true;
+	switch (fr->kind) {
+	case FR_RAW:
+		return fr->raw;
+	case FR_SHIM:
+		return img->shim_pa;
+	case FR_WORLD:
+		if (fr->sp == SP_MON && fr->obj == MOBJ_SHIM_ALIAS)
+			return img->shim_pa;
+		return img->w[fr->sp].obj_pa[fr->obj];
+	case FR_GUEST:
+		if (!img->guest_pa[fr->obj]) {
+			uint64_t pa = alloc_page(img);
+			if (!pa) {
+				*ok = false;
+				return 0;
+			}
+			/* UD2 everywhere: a guest page executed by mistake faults at its first byte. */
+			uint8_t *p = phys_ptr(&img->pm, pa, PGSIZE);
+			for (unsigned i = 0; i < PGSIZE; i += 2) {
+				p[i] = 0x0F;
+				p[i + 1] = 0x0B;
+			}
+			img->guest_pa[fr->obj] = pa;
+		}
+		return img->guest_pa[fr->obj];
+	case FR_NONE:
+		break;
+	}
+	(void)sc;
+	*ok = false;
+	return 0;
+}
+
+static enum sc_reason map_one(struct image *img, const struct scenario *sc, struct pt_builder *b,
+			      const struct sc_map *m, struct sc_error *err)
+{
+	char why[160];
+	if (m->has_raw) {
+		/* A verbatim entry: build the path with a placeholder, then overwrite the leaf. */
+		bool ok = m->large ? pt_map_large(b, m->lin, img->pm.base, 0, 0) : pt_map4k(b, m->lin, img->pm.base, 0, 0);
+		uint64_t at = ok ? pt_leaf_pa(b, m->lin) : 0;
+		if (!at) {
+			snprintf(why, sizeof why, "cannot place an entry for 0x%08x", m->lin);
+			return fail(err, img->next_free + PGSIZE > img->pm.base + img->pm.size ? SC_FULL : SC_PAGING, m->field, why);
+		}
+		uint64_t raw = m->raw;
+		if (m->large)
+			raw |= PTE_PS; /* a large-page entry is one only with PS set */
+		if (b->mode == PM_PAE)
+			phys_write8(b->pm, at, raw);
+		else
+			phys_write4(b->pm, at, (uint32_t)raw);
+		return SC_OK;
+	}
+	bool ok;
+	uint64_t pa = frame_pa(img, sc, &m->to, &ok);
+	if (!ok)
+		return fail(err, SC_FULL, m->field, "no room for the frame it names");
+	ok = m->large ? pt_map_large(b, m->lin, pa, m->flags, m->flags_hi) : pt_map4k(b, m->lin, pa, m->flags, m->flags_hi);
+	if (!ok) {
+		snprintf(why, sizeof why, "the page tables cannot map 0x%08x here", m->lin);
+		return fail(err, img->next_free + PGSIZE > img->pm.base + img->pm.size ? SC_FULL : SC_PAGING, m->field, why);
+	}
+	return SC_OK;
+}
+
+static void put_desc(struct physmem *pm, uint64_t gdt_pa, uint16_t sel, const struct seg_desc *d)
+{
+	phys_write8(pm, gdt_pa + SEL_INDEX(sel), desc_encode(d));
+}
+
+static struct cpu_seg seg_from(uint16_t sel, const struct seg_desc *d)
+{
+	uint64_t raw = desc_encode(d);
+	struct cpu_seg s = {sel, d->base, desc_byte_limit(d), desc_attr_flags(raw)};
+	return s;
+}
+
+/* GDT, IDT and TSS contents of one world. */
+static void build_tables(struct image *img, const struct scenario *sc, enum sc_space sp)
+{
+	const struct sc_world *sw = &sc->w[sp];
+	struct world *w = &img->w[sp];
+	struct seg_desc code = desc_flat_code(), data = desc_flat_data();
+	if (sp == SP_MON && sc->cs_wrap)
+		code.base = sw->lin[OBJ_CODE];
+	w->cs_base = code.base;
+	struct seg_desc tss = desc_tss32(sw->lin[OBJ_TSS], TSS32_SIZE - 1, true);
+	uint64_t gdt = w->obj_pa[OBJ_GDT];
+	put_desc(&img->pm, gdt, sw->sel_cs, &code);
+	put_desc(&img->pm, gdt, sw->sel_ds, &data);
+	put_desc(&img->pm, gdt, sw->sel_tss, &tss);
+	uint16_t top = sw->sel_cs;
+	if (sw->sel_ds > top)
+		top = sw->sel_ds;
+	if (sw->sel_tss > top)
+		top = sw->sel_tss;
+	w->gdtr.base = sw->lin[OBJ_GDT];
+	w->gdtr.limit = (uint16_t)(SEL_INDEX(top) + 7);
+	w->idtr.base = sw->lin[OBJ_IDT];
+	w->idtr.limit = 256 * 8 - 1; /* all gates not present: Unicorn never reads the IDT */
+	w->cs = sw->sel_cs;
+	w->ds = sw->sel_ds;
+	w->tr = sw->sel_tss;
+	w->tss_desc_pa = gdt + SEL_INDEX(sw->sel_tss);
+	w->stack_top = sw->lin[OBJ_STACK] + PGSIZE;
+
+	struct tss32 t = {0};
+	t.esp0 = w->stack_top;
+	t.ss0 = sw->sel_ds;
+	t.iomap = TSS32_SIZE;
+	tss_put(phys_ptr(&img->pm, w->obj_pa[OBJ_TSS], TSS32_SIZE), &t);
+}
+
+static uint32_t world_cr0(const struct sc_state *st)
+{
+	return CR0_PE | CR0_ET | CR0_NE | CR0_PG | (st->cr0_wp ? CR0_WP : 0);
+}
+
+static uint32_t world_cr4(const struct sc_state *st)
+{
+	return (st->paging == SC_PSE ? CR4_PSE : 0) | (st->paging == SC_PAE ? CR4_PAE : 0) |
+	       (st->cr4_pge ? CR4_PGE : 0);
+}
+
+static enum sc_reason build_space(struct image *img, const struct scenario *sc, enum sc_space sp,
+				  struct pt_builder *b, struct sc_error *err)
+{
+	const struct sc_world *sw = &sc->w[sp];
+	struct world *w = &img->w[sp];
+	static const uint32_t obj_flags[OBJ_NMON] = {
+		[OBJ_CODE] = PTE_A,
+		[OBJ_STACK] = PTE_W | PTE_A | PTE_D,
+		[OBJ_GDT] = PTE_W | PTE_A | PTE_D, /* LTR writes the busy bit */
+		[OBJ_IDT] = PTE_A,
+		[OBJ_TSS] = PTE_W | PTE_A | PTE_D,
+		[MOBJ_SHIM_ALIAS] = PTE_W | PTE_A | PTE_D,
+		[MOBJ_PT_WINDOW] = PTE_W | PTE_A | PTE_D,
+	};
+	int nobj = sp == SP_HOST ? OBJ_NWORLD : MOBJ_SHIM_ALIAS + 1; /* the PT window comes last */
+	for (int i = 0; i < nobj; i++) {
+		uint64_t pa = i == MOBJ_SHIM_ALIAS ? img->shim_pa : w->obj_pa[i];
+		if (!pt_map4k(b, sw->lin[i], pa, obj_flags[i], 0))
+			return fail(err, SC_FULL, sc_space_name(sp), "no room for its page tables");
+	}
+	/* The shim page: the host maps it for good; in the monitor space the shim mapping sits
+	 * where the guest's entry was (see the file comment). */
+	if (!pt_map4k(b, sc->shim_lin, img->shim_pa, PTE_W | PTE_A | PTE_D, 0))
+		return fail(err, SC_FULL, "shim", "no room for its page tables");
+	for (int i = 0; i < sw->nmaps; i++) {
+		enum sc_reason r = map_one(img, sc, b, &sw->maps[i], err);
+		if (r != SC_OK)
+			return r;
+	}
+	if (sp == SP_MON) {
+		for (int i = 0; i < sc->nguest; i++) {
+			enum sc_reason r = map_one(img, sc, b, &sc->guest[i], err);
+			if (r != SC_OK)
+				return r;
+		}
+		img->shim_pte_pa = pt_leaf_pa(b, sc->shim_lin);
+		img->pte_size = pt_entry_size(b->mode);
+		img->shim_pte = b->mode == PM_PAE ? get8(phys_ptr(&img->pm, img->shim_pte_pa, 8))
+						  : get4(phys_ptr(&img->pm, img->shim_pte_pa, 4));
+		/* The guest's own entry there. */
+		const struct sc_map *g = &sc->guest_shim;
+		if (g->has_raw) {
+			img->guest_pte = g->raw;
+		} else {
+			bool ok;
+			uint64_t pa = frame_pa(img, sc, &g->to, &ok);
+			if (!ok)
+				return fail(err, SC_FULL, "guest.shim_pte", "no room for the frame it names");
+			img->guest_pte = pa | g->flags | PTE_P | (b->mode == PM_PAE ? (uint64_t)g->flags_hi << 32 : 0);
+		}
+		/* The monitor's window onto the page table holding that entry. */
+		if (!pt_map4k(b, sw->lin[MOBJ_PT_WINDOW], img->shim_pte_pa & ~(uint64_t)(PGSIZE - 1),
+			      obj_flags[MOBJ_PT_WINDOW], 0))
+			return fail(err, SC_FULL, "monitor.layout.pt_window", "no room for its page tables");
+	}
+	w->pt_root = b->root;
+	w->regs.cr0 = world_cr0(&sw->state);
+	w->regs.cr4 = world_cr4(&sw->state);
+	w->regs.cr3 = (uint32_t)b->root;
+	w->regs.efer = sw->state.efer_nxe ? EFER_NXE : 0;
+	if (b->mode == PM_PAE && paging_load_pdptes(&img->pm, &w->regs) != WALK_OK)
+		return fail(err, SC_PAGING, sc_space_name(sp), "its PDPTEs are not loadable");
+	return SC_OK;
+}
+
+static void put_table(uint8_t *p, const struct cpu_table *t)
+{
+	put2(p, t->limit);
+	put4(p + 2, t->base);
+}
+
+static void fill_data_area(struct image *img, const struct scenario *sc, const struct shim_code *code)
+{
+	uint8_t *d = phys_ptr(&img->pm, img->shim_pa + SHIM_DATA_OFF, SHIM_DATA_SIZE);
+	const struct world *m = &img->w[SP_MON];
+	put4(d + D_M_CR3, m->regs.cr3);
+	put_table(d + D_M_GDTR, &m->gdtr);
+	put_table(d + D_M_IDTR, &m->idtr);
+	put2(d + D_M_TR, m->tr);
+	put4(d + D_M_SSESP, m->stack_top);
+	put2(d + D_M_SSESP + 4, m->ds);
+	put4(d + D_M_TARGET, sc->w[SP_MON].lin[OBJ_CODE] + code->entry[EP_MONITOR_START] - m->cs_base);
+	put2(d + D_M_TARGET + 4, m->cs);
+	put2(d + D_M_DS, m->ds);
+	put4(d + D_SHIM_LIN, sc->shim_lin);
+	put4(d + D_PTE_LIN, sc->w[SP_MON].lin[MOBJ_PT_WINDOW] + (uint32_t)(img->shim_pte_pa & (PGSIZE - 1)));
+	put4(d + D_PTE_SIZE, img->pte_size);
+	put8(d + D_SHIM_PTE, img->shim_pte);
+	put8(d + D_GUEST_PTE, img->guest_pte);
+	/* The monitor jumps to __monitor2host with its own CS: store the CS offset. */
+	put4(d + D_M2H_ENTRY, sc->shim_lin + code->entry[EP_SHIM_M2H] - m->cs_base);
+	put4(d + D_H2M_ENTRY, sc->shim_lin + code->entry[EP_SHIM_H2M]);
+}
+
+static void load_bins(struct image *img, const struct scenario *sc, const struct shim_code *code)
+{
+	memcpy(phys_ptr(&img->pm, img->shim_pa, PGSIZE), code->bin[CB_SHIM].bytes, PGSIZE);
+	const enum code_bin_id ids[2] = {CB_HOST, CB_MON};
+	for (int s = 0; s < 2; s++) {
+		const struct code_bin *cb = &code->bin[ids[s]];
+		uint8_t *p = phys_ptr(&img->pm, img->w[s].obj_pa[OBJ_CODE], PGSIZE);
+		memcpy(p, cb->bytes, cb->size);
+		uint32_t data = (s == SP_HOST ? sc->shim_lin : sc->w[SP_MON].lin[MOBJ_SHIM_ALIAS]) + SHIM_DATA_OFF;
+		put4(p + PB_DATA, data);
+		put4(p + PB_ROUNDS, sc->rounds);
+	}
+	/* Linear addresses of entry points and symbols. */
+	for (int e = 0; e < EP_N; e++) {
+		enum code_bin_id b = entry_bin((enum entry)e);
+		uint32_t base = b == CB_SHIM ? sc->shim_lin : sc->w[b == CB_HOST ? SP_HOST : SP_MON].lin[OBJ_CODE];
+		img->ep[e] = base + code->entry[e];
+	}
+	img->nsyms = 0;
+	for (int i = 0; i < code->nsyms && img->nsyms < IMG_MAX_SYMS; i++) {
+		const struct code_sym *cs = &code->syms[i];
+		struct img_sym *s = &img->syms[img->nsyms++];
+		s->both = cs->bin == CB_SHIM;
+		s->sp = cs->bin == CB_HOST ? SP_HOST : SP_MON;
+		s->lin = (cs->bin == CB_SHIM ? sc->shim_lin : sc->w[s->sp].lin[OBJ_CODE]) + cs->off;
+		s->name = cs->name;
+	}
+}
+
+static void initial_cpu(struct image *img)
+{
+	const struct world *h = &img->w[SP_HOST];
+	struct cpu_state *c = &img->init;
+	memset(c, 0, sizeof *c);
+	c->eip = img->ep[EP_HOST_MAIN];
+	c->esp = h->stack_top;
+	c->eflags = FL_RESERVED1; /* IF=0: nothing interrupts the simulated run */
+	c->cr0 = h->regs.cr0;
+	c->cr3 = h->regs.cr3;
+	c->cr4 = h->regs.cr4;
+	c->efer = h->regs.efer;
+	c->gdtr = h->gdtr;
+	c->idtr = h->idtr;
+	struct seg_desc code = desc_flat_code(), data = desc_flat_data();
+	c->cs = seg_from(h->cs, &code);
+	c->ss = c->ds = c->es = c->fs = c->gs = seg_from(h->ds, &data);
+	uint64_t raw = 0;
+	phys_read8(&img->pm, h->tss_desc_pa, &raw);
+	struct seg_desc td = desc_decode(raw);
+	c->tr = seg_from(h->tr, &td);
+}
+
+enum sc_reason image_build(const struct scenario *sc, const struct shim_code *code, struct image *img,
+			   struct sc_error *err)
+{
+	memset(img, 0, sizeof *img);
+	memset(err, 0, sizeof *err);
+	img->pm.base = sc->phys_base;
+	img->pm.size = sc->phys_size;
+	img->pm.bytes = calloc(1, (size_t)sc->phys_size);
+	if (!img->pm.bytes)
+		return fail(err, SC_FULL, "phys_window", "cannot allocate the image");
+	img->next_free = sc->phys_base;
+	img->shim_lin = sc->shim_lin;
+	img->data_lin = sc->shim_lin + SHIM_DATA_OFF;
+	img->rounds = sc->rounds;
+	img->shim_pa = alloc_page(img);
+	for (int s = 0; s < 2; s++) {
+		for (int i = 0; i < OBJ_NWORLD; i++) /* shim_alias and pt_window have no frame of their own */
+			if (!(img->w[s].obj_pa[i] = alloc_page(img)))
+				return fail(err, SC_FULL, "phys_window", "too small for the layout");
+	}
+	for (int s = 0; s < 2; s++)
+		build_tables(img, sc, (enum sc_space)s);
+	for (int s = 0; s < 2; s++) {
+		struct tracked_alloc t = {img, &img->w[s]};
+		uint64_t root = alloc_pt(&t);
+		if (!root)
+			return fail(err, SC_FULL, "phys_window", "no room for a page directory");
+		struct pt_builder b = {&img->pm, sc->w[s].state.paging == SC_PAE ? PM_PAE : PM_32, root, alloc_pt, &t};
+		enum sc_reason r = build_space(img, sc, (enum sc_space)s, &b, err);
+		if (r != SC_OK)
+			return r;
+	}
+	load_bins(img, sc, code);
+	fill_data_area(img, sc, code);
+	initial_cpu(img);
+	return SC_OK;
+}
+
+void image_free(struct image *img)
+{
+	free(img->pm.bytes);
+	img->pm.bytes = NULL;
+}
+
+const char *image_sym_at(const struct image *img, enum sc_space sp, uint32_t lin)
+{
+	for (int i = 0; i < img->nsyms; i++)
+		if (img->syms[i].lin == lin && (img->syms[i].both || img->syms[i].sp == sp))
+			return img->syms[i].name;
+	return NULL;
+}
+
+int image_pt_space(const struct image *img, uint64_t pa)
+{
+	pa &= ~(uint64_t)(PGSIZE - 1);
+	for (int s = 0; s < 2; s++)
+		for (int i = 0; i < img->w[s].npt; i++)
+			if (img->w[s].pt_pages[i] == pa)
+				return s;
+	return -1;
+}

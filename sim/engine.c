@@ -1,0 +1,854 @@
+/*
+ * engine.c: Unicorn i386 over the modelled physical memory, with recording.
+ *
+ * Unicorn walks the modelled page tables itself (UC_TLB_CPU mode, physical memory = the
+ * image's window mapped with uc_mem_map_ptr); model/paging.c walks them too, and the two
+ * are compared on every memory access (see attribute()). Unicorn has no hooks for LGDT,
+ * LTR or CR writes, so each instruction is decoded with Capstone (cached by physical
+ * address and bytes) and its effect is read from the registers before the next one.
+ *
+ * Facts this file relies on (shared/reference/unicorn-notes.md, re-checked by tests):
+ * memory hooks report physical addresses and fire before the store; uc_context_restore
+ * does not flush the TLB; after a fault the engine is only trustworthy again after a
+ * restore of a context saved before any fault; writing a segment register whose GDT page is
+ * not present kills the process, so the image builder guarantees the host GDT is mapped.
+ */
+#include "engine.h"
+
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <capstone/capstone.h>
+#include <unicorn/unicorn.h>
+
+#include "../model/desc.h"
+#include "../model/mmu.h"
+
+/* Print uc_strerror with the call that failed (Unicorn's own tests do the same). */
+#define UC_TRY(e, call)                                                                           \
+	do {                                                                                      \
+		uc_err err_ = (call);                                                             \
+		if (err_ != UC_ERR_OK) {                                                          \
+			snprintf((e)->err, sizeof (e)->err, "%s: %s", #call, uc_strerror(err_)); \
+			return false;                                                             \
+		}                                                                                 \
+	} while (0)
+
+#define DECODE_CACHE 1024
+
+struct decoded {
+	uint64_t pa;
+	uint8_t len;
+	uint8_t bytes[16];
+	bool valid;
+	unsigned id;               /* X86_INS_* */
+	char text[64];             /* "mnemonic operands" */
+	bool has_mem;              /* an explicit memory operand */
+	int mem_seg, mem_base, mem_index, mem_scale; /* X86_REG_* */
+	int64_t mem_disp;
+	uint8_t mem_size;
+	bool mem_write;
+	int dst_reg;               /* first operand when a register (MOV CRn) */
+};
+
+struct engine {
+	uc_engine *uc;
+	csh cs;
+	uc_context *clean;
+	uc_hook h_code, h_mem, h_intr;
+	char err[256];
+
+	const struct image *img;
+	uint8_t *live;             /* the memory Unicorn runs on */
+	uint64_t base, size;
+	struct physmem pm;         /* view of live */
+	uint8_t *dirty;            /* one byte per page */
+	bool code_dirty;
+
+	/* per run */
+	struct trace *t;
+	bool record;
+	uint32_t count, bound;
+	bool stopped;
+	struct tr_cpu cur;
+	struct paging_regs regs;   /* what the CPU's paging uses now (PDPTEs as loaded) */
+	uint32_t seg_base[6];      /* es cs ss ds fs gs hidden bases */
+	uint16_t seg_sel[6];
+	const struct decoded *prev;
+	bool in_shim;
+
+	struct decoded cache[DECODE_CACHE];
+
+	/* watchdog */
+	pthread_t wd;
+	pthread_mutex_t wd_mu;
+	pthread_cond_t wd_cv;
+	bool wd_quit, wd_armed, wd_fired;
+	struct timespec wd_deadline;
+};
+
+const char *engine_version(void)
+{
+	static char buf[32];
+	unsigned maj, min;
+	unsigned v = uc_version(&maj, &min);
+	snprintf(buf, sizeof buf, "%u.%u.%u", maj, min, (v >> 8) & 0xFF);
+	return buf;
+}
+
+/* ---- watchdog ---------------------------------------------------------------------------- */
+
+static void *watchdog(void *arg)
+{
+	struct engine *e = arg;
+	pthread_mutex_lock(&e->wd_mu);
+	while (!e->wd_quit) {
+		if (!e->wd_armed) {
+			pthread_cond_wait(&e->wd_cv, &e->wd_mu);
+			continue;
+		}
+		int r = pthread_cond_timedwait(&e->wd_cv, &e->wd_mu, &e->wd_deadline);
+		if (r != 0 && e->wd_armed && !e->wd_quit) {
+			e->wd_fired = true;
+			e->wd_armed = false;
+			uc_emu_stop(e->uc);
+		}
+	}
+	pthread_mutex_unlock(&e->wd_mu);
+	return NULL;
+}
+
+static void wd_arm(struct engine *e, uint32_t ms)
+{
+	pthread_mutex_lock(&e->wd_mu);
+	clock_gettime(CLOCK_REALTIME, &e->wd_deadline);
+	e->wd_deadline.tv_sec += ms / 1000;
+	e->wd_deadline.tv_nsec += (long)(ms % 1000) * 1000000L;
+	if (e->wd_deadline.tv_nsec >= 1000000000L) {
+		e->wd_deadline.tv_sec++;
+		e->wd_deadline.tv_nsec -= 1000000000L;
+	}
+	e->wd_armed = true;
+	e->wd_fired = false;
+	pthread_cond_signal(&e->wd_cv);
+	pthread_mutex_unlock(&e->wd_mu);
+}
+
+static bool wd_disarm(struct engine *e)
+{
+	pthread_mutex_lock(&e->wd_mu);
+	e->wd_armed = false;
+	bool fired = e->wd_fired;
+	pthread_cond_signal(&e->wd_cv);
+	pthread_mutex_unlock(&e->wd_mu);
+	return fired;
+}
+
+/* ---- registers ------------------------------------------------------------------------------ */
+
+static void read_cpu(struct engine *e, uint64_t address, struct tr_cpu *c)
+{
+	static int ids[] = {UC_X86_REG_EAX, UC_X86_REG_ECX, UC_X86_REG_EDX, UC_X86_REG_EBX, UC_X86_REG_ESP,
+			    UC_X86_REG_EBP, UC_X86_REG_ESI, UC_X86_REG_EDI, UC_X86_REG_EIP, UC_X86_REG_EFLAGS,
+			    UC_X86_REG_CR0, UC_X86_REG_CR3, UC_X86_REG_CR4, UC_X86_REG_CS,  UC_X86_REG_SS,
+			    UC_X86_REG_DS,  UC_X86_REG_ES,  UC_X86_REG_FS,  UC_X86_REG_GS};
+	uint64_t cr[3] = {0};
+	uint16_t sg[6] = {0};
+	void *vals[] = {&c->gpr[0], &c->gpr[1], &c->gpr[2], &c->gpr[3], &c->gpr[4], &c->gpr[5], &c->gpr[6],
+			&c->gpr[7], &c->eip_off, &c->eflags, &cr[0], &cr[1], &cr[2], &sg[0], &sg[1],
+			&sg[2], &sg[3], &sg[4], &sg[5]};
+	/* Unicorn writes each register at its natural width: zero the wide ones first. */
+	memset(c->gpr, 0, sizeof c->gpr);
+	c->eip_off = c->eflags = 0;
+	uc_reg_read_batch(e->uc, ids, vals, (int)(sizeof ids / sizeof ids[0]));
+	c->cr0 = (uint32_t)cr[0];
+	c->cr3 = (uint32_t)cr[1];
+	c->cr4 = (uint32_t)cr[2];
+	c->cs = sg[0];
+	c->ss = sg[1];
+	c->ds = sg[2];
+	c->es = sg[3];
+	c->fs = sg[4];
+	c->gs = sg[5];
+	uc_x86_mmr g = {0}, i = {0}, tr = {0};
+	uc_reg_read(e->uc, UC_X86_REG_GDTR, &g);
+	uc_reg_read(e->uc, UC_X86_REG_IDTR, &i);
+	uc_reg_read(e->uc, UC_X86_REG_TR, &tr);
+	c->gdtr_base = (uint32_t)g.base;
+	c->gdtr_limit = (uint16_t)g.limit;
+	c->idtr_base = (uint32_t)i.base;
+	c->idtr_limit = (uint16_t)i.limit;
+	c->tr = tr.selector;
+	c->tr_base = (uint32_t)tr.base;
+	c->eip = (uint32_t)address;
+	c->cs_base = e->seg_base[1];
+}
+
+static int space_of(const struct image *img, uint32_t cr3)
+{
+	for (int s = 0; s < 2; s++)
+		if ((img->w[s].regs.cr3 & ~0xFFFu) == (cr3 & ~0xFFFu))
+			return s;
+	return -1;
+}
+
+/* Hidden base of a segment just loaded with sel: read its descriptor as the CPU did. */
+static uint32_t seg_base_of(struct engine *e, uint16_t sel)
+{
+	if (SEL_INDEX(sel) == 0 || (sel & SEL_TI))
+		return 0;
+	uint32_t lin = e->cur.gdtr_base + SEL_INDEX(sel);
+	struct walk w = paging_walk(&e->pm, &e->regs, lin, ACC_READ, 0);
+	uint64_t raw;
+	if (w.status != WALK_OK || (lin & 0xFFF) > 0xFF8 || !phys_read8(&e->pm, w.pa, &raw))
+		return 0;
+	return desc_raw_base(raw);
+}
+
+static void sync_paging(struct engine *e, bool reload_pdptes)
+{
+	e->regs.cr0 = e->cur.cr0;
+	e->regs.cr3 = e->cur.cr3;
+	e->regs.cr4 = e->cur.cr4;
+	if (reload_pdptes && (e->cur.cr4 & CR4_PAE))
+		paging_load_pdptes(&e->pm, &e->regs);
+}
+
+static void sync_segs(struct engine *e, bool force_cs)
+{
+	const uint16_t sel[6] = {e->cur.es, e->cur.cs, e->cur.ss, e->cur.ds, e->cur.fs, e->cur.gs};
+	for (int i = 0; i < 6; i++)
+		if (sel[i] != e->seg_sel[i] || (i == 1 && force_cs)) {
+			e->seg_sel[i] = sel[i];
+			e->seg_base[i] = seg_base_of(e, sel[i]);
+		}
+	e->cur.cs_base = e->seg_base[1];
+}
+
+/* ---- decoding ------------------------------------------------------------------------------- */
+
+static const struct decoded *decode(struct engine *e, uint64_t pa, const uint8_t *bytes, uint8_t len)
+{
+	struct decoded *d = &e->cache[(pa ^ (pa >> 12)) % DECODE_CACHE];
+	if (d->valid && d->pa == pa && d->len == len && memcmp(d->bytes, bytes, len) == 0)
+		return d;
+	memset(d, 0, sizeof *d);
+	d->pa = pa;
+	d->len = len;
+	memcpy(d->bytes, bytes, len);
+	d->valid = true;
+	d->dst_reg = X86_REG_INVALID;
+	cs_insn *insn = NULL;
+	size_t n = cs_disasm(e->cs, bytes, len, 0, 1, &insn);
+	if (n == 0) {
+		snprintf(d->text, sizeof d->text, "(bad)");
+		d->id = X86_INS_INVALID;
+		return d;
+	}
+	d->id = insn->id;
+	snprintf(d->text, sizeof d->text, "%s%s%s", insn->mnemonic, insn->op_str[0] ? " " : "", insn->op_str);
+	cs_x86 *x = &insn->detail->x86;
+	for (int i = 0; i < x->op_count; i++) {
+		cs_x86_op *op = &x->operands[i];
+		if (op->type == X86_OP_REG && i == 0)
+			d->dst_reg = op->reg;
+		if (op->type == X86_OP_MEM && !d->has_mem) {
+			d->has_mem = true;
+			d->mem_seg = op->mem.segment;
+			d->mem_base = op->mem.base;
+			d->mem_index = op->mem.index;
+			d->mem_scale = op->mem.scale;
+			d->mem_disp = op->mem.disp;
+			d->mem_size = op->size;
+			d->mem_write = (op->access & CS_AC_WRITE) != 0;
+		}
+	}
+	cs_free(insn, n);
+	return d;
+}
+
+static uint32_t reg32(const struct tr_cpu *c, int r)
+{
+	switch (r) {
+	case X86_REG_EAX: return c->gpr[R_EAX];
+	case X86_REG_ECX: return c->gpr[R_ECX];
+	case X86_REG_EDX: return c->gpr[R_EDX];
+	case X86_REG_EBX: return c->gpr[R_EBX];
+	case X86_REG_ESP: return c->gpr[R_ESP];
+	case X86_REG_EBP: return c->gpr[R_EBP];
+	case X86_REG_ESI: return c->gpr[R_ESI];
+	case X86_REG_EDI: return c->gpr[R_EDI];
+	default: return 0;
+	}
+}
+
+/* Linear address of the explicit memory operand of d, from the state before it ran. */
+static uint32_t operand_lin(const struct engine *e, const struct decoded *d, const struct tr_cpu *c)
+{
+	uint32_t ea = reg32(c, d->mem_base) + reg32(c, d->mem_index) * (uint32_t)(d->mem_scale ? d->mem_scale : 1) +
+		      (uint32_t)d->mem_disp;
+	int seg = d->mem_seg;
+	if (seg == X86_REG_INVALID)
+		seg = (d->mem_base == X86_REG_ESP || d->mem_base == X86_REG_EBP) ? X86_REG_SS : X86_REG_DS;
+	int idx = seg == X86_REG_ES ? 0 : seg == X86_REG_CS ? 1 : seg == X86_REG_SS ? 2 : seg == X86_REG_DS ? 3
+		: seg == X86_REG_FS ? 4 : 5;
+	return e->seg_base[idx] + ea;
+}
+
+/* ---- hooks --------------------------------------------------------------------------------- */
+
+static uint64_t fetch_pa(struct engine *e, uint32_t lin)
+{
+	struct walk w = paging_walk(&e->pm, &e->regs, lin, ACC_FETCH, 0);
+	return w.status == WALK_OK ? w.pa : UINT64_MAX;
+}
+
+/* The instruction bytes as the model's walk finds them (each byte walked on its own page). */
+static void fetch_bytes(struct engine *e, uint32_t lin, uint8_t len, uint8_t *out)
+{
+	for (uint8_t i = 0; i < len; i++) {
+		uint64_t pa = fetch_pa(e, lin + i);
+		const uint8_t *p = pa == UINT64_MAX ? NULL : phys_ptr(&e->pm, pa, 1);
+		out[i] = p ? *p : 0;
+	}
+}
+
+static void stop(struct engine *e, enum tr_end why, const char *detail)
+{
+	if (!e->stopped) {
+		e->stopped = true;
+		e->t->end = why;
+		snprintf(e->t->end_detail, sizeof e->t->end_detail, "%s", detail);
+	}
+	uc_emu_stop(e->uc);
+}
+
+/* Events of the previous instruction, now that its effects are visible in e->cur. */
+static void finish_prev(struct engine *e)
+{
+	struct trace *t = e->t;
+	if (!e->prev || t->n == 0)
+		return;
+	uint32_t k = t->n - 1;
+	const struct tr_cpu *p = &t->insn[k].cpu, *c = &e->cur;
+	const struct decoded *d = e->prev;
+	struct tr_event *ev;
+	switch (d->id) {
+	case X86_INS_LGDT:
+		if ((ev = trace_add_event(t, k, EV_LGDT)))
+			ev->a = c->gdtr_base, ev->b = c->gdtr_limit;
+		break;
+	case X86_INS_LIDT:
+		if ((ev = trace_add_event(t, k, EV_LIDT)))
+			ev->a = c->idtr_base, ev->b = c->idtr_limit;
+		break;
+	case X86_INS_LTR:
+		if ((ev = trace_add_event(t, k, EV_LTR)))
+			ev->a = c->tr, ev->b = c->tr_base;
+		break;
+	case X86_INS_LSS:
+		if ((ev = trace_add_event(t, k, EV_LSS)))
+			ev->a = c->ss, ev->b = c->gpr[R_ESP];
+		break;
+	case X86_INS_LJMP:
+		if ((ev = trace_add_event(t, k, EV_FAR_JMP)))
+			ev->a = c->cs, ev->b = c->eip_off, ev->c = c->eip;
+		break;
+	case X86_INS_INVLPG:
+		if ((ev = trace_add_event(t, k, EV_INVLPG)))
+			ev->a = operand_lin(e, d, p) & PGMASK;
+		break;
+	case X86_INS_MOV:
+		if (d->dst_reg == X86_REG_CR3 && (ev = trace_add_event(t, k, EV_MOV_CR3)))
+			ev->a = p->cr3, ev->b = c->cr3;
+		else if (d->dst_reg == X86_REG_CR0 && (ev = trace_add_event(t, k, EV_MOV_CR0)))
+			ev->a = p->cr0, ev->b = c->cr0;
+		else if (d->dst_reg == X86_REG_CR4 && (ev = trace_add_event(t, k, EV_MOV_CR4)))
+			ev->a = p->cr4, ev->b = c->cr4;
+		break;
+	default:
+		break;
+	}
+	/* MOV CR3 (and CR0/CR4 writes) load the PAE PDPTEs; nothing else does. */
+	bool paging_write = d->id == X86_INS_MOV &&
+			    (d->dst_reg == X86_REG_CR3 || d->dst_reg == X86_REG_CR0 || d->dst_reg == X86_REG_CR4);
+	if (paging_write || p->cr3 != c->cr3 || p->cr0 != c->cr0 || p->cr4 != c->cr4)
+		sync_paging(e, paging_write);
+	sync_segs(e, d->id == X86_INS_LJMP);
+}
+
+static void hook_code(uc_engine *uc, uint64_t address, uint32_t size, void *ud)
+{
+	(void)uc;
+	struct engine *e = ud;
+	if (e->stopped)
+		return;
+	if (++e->count > e->bound) {
+		char d[96];
+		snprintf(d, sizeof d, "instruction bound %u reached at 0x%08" PRIx32, e->bound, (uint32_t)address);
+		stop(e, END_BOUND, d);
+		return;
+	}
+	if (!e->record)
+		return;
+	read_cpu(e, address, &e->cur);
+	finish_prev(e);
+	struct trace *t = e->t;
+	struct tr_insn *in = trace_add_insn(t);
+	if (!in) {
+		stop(e, END_INTERNAL, "out of memory recording the trace");
+		return;
+	}
+	in->cpu = e->cur;
+	in->space = space_of(e->img, e->cur.cr3);
+	in->pa = fetch_pa(e, e->cur.eip);
+	in->len = (uint8_t)(size > 15 ? 15 : size);
+	fetch_bytes(e, e->cur.eip, in->len, in->bytes);
+	e->prev = decode(e, in->pa, in->bytes, in->len);
+	uint32_t k = t->n - 1;
+	/* Markers: entering the shim page, and the guest getting control. */
+	bool shim = (e->cur.eip & PGMASK) == e->img->shim_lin;
+	if (shim && !e->in_shim) {
+		struct tr_event *ev = trace_add_event(t, k, EV_SHIM_ENTER);
+		if (ev) {
+			ev->a = e->cur.eip;
+			ev->space = in->space == SP_HOST ? 1 : 0; /* entered from the host: h2m */
+			ev->b = (uint64_t)ev->space;
+		}
+	}
+	e->in_shim = shim;
+	if (e->cur.eip == e->img->ep[EP_GUEST_RUN] && in->space == SP_MON)
+		trace_add_event(t, k, EV_GUEST_RUN);
+}
+
+/* Which linear address maps pa for the current instruction: its explicit operand, the
+ * stack, or the GDT (descriptor reads and busy-bit writes), walked under the CR3 in force. */
+static bool attribute(struct engine *e, uint64_t pa, uint32_t *lin)
+{
+	const struct tr_insn *in = &e->t->insn[e->t->n - 1];
+	const struct tr_cpu *c = &in->cpu;
+	uint32_t cand[8];
+	int n = 0;
+	if (e->prev && e->prev->has_mem) {
+		uint32_t l = operand_lin(e, e->prev, c);
+		cand[n++] = l & PGMASK;
+		cand[n++] = (l + (e->prev->mem_size ? e->prev->mem_size : 1) - 1) & PGMASK;
+	}
+	uint32_t sp = e->seg_base[2] + c->gpr[R_ESP];
+	cand[n++] = (sp - 1) & PGMASK;
+	cand[n++] = sp & PGMASK;
+	cand[n++] = (sp + 64) & PGMASK;
+	cand[n++] = c->gdtr_base & PGMASK;
+	cand[n++] = (c->gdtr_base + c->gdtr_limit) & PGMASK;
+	for (int i = 0; i < n; i++) {
+		struct walk w = paging_walk(&e->pm, &e->regs, cand[i], ACC_READ, 0);
+		if (w.status == WALK_OK && (w.pa & ~(uint64_t)0xFFF) == (pa & ~(uint64_t)0xFFF)) {
+			*lin = cand[i] | (uint32_t)(pa & 0xFFF);
+			return true;
+		}
+	}
+	return false;
+}
+
+static uint64_t read_le(const uint8_t *p, int size)
+{
+	uint64_t v = 0;
+	for (int i = size - 1; i >= 0; i--)
+		v = v << 8 | p[i];
+	return v;
+}
+
+static void watch_write(struct engine *e, uint64_t pa, int size, uint64_t value, uint64_t old)
+{
+	struct trace *t = e->t;
+	uint32_t k = t->n - 1;
+	const struct image *img = e->img;
+	int sp = image_pt_space(img, pa);
+	struct tr_event *ev;
+	if (sp >= 0 && (ev = trace_add_event(t, k, EV_PTE_WRITE))) {
+		ev->a = pa, ev->b = old, ev->c = value, ev->space = sp, ev->size = (uint8_t)size;
+	}
+	for (int s = 0; s < 2; s++) {
+		uint64_t hi = img->w[s].tss_desc_pa + 4;
+		if (pa + (uint64_t)size <= hi || pa >= hi + 4)
+			continue;
+		uint8_t *p = phys_ptr(&e->pm, hi, 4);
+		uint8_t now[4], after[4];
+		memcpy(now, p, 4);
+		memcpy(after, p, 4);
+		for (int i = 0; i < size; i++) {
+			uint64_t a = pa + (uint64_t)i;
+			if (a >= hi && a < hi + 4)
+				after[a - hi] = (uint8_t)(value >> (8 * i));
+		}
+		uint32_t o = get4(now), nw = get4(after);
+		bool was_busy = ((o >> 8) & 0xF) == STS_T32B, is_busy = ((nw >> 8) & 0xF) == STS_T32B;
+		enum ev_kind kind = was_busy && !is_busy ? EV_BUSY_CLEAR : !was_busy && is_busy ? EV_BUSY_SET : EV_DESC_WRITE;
+		if (o == nw)
+			continue;
+		if ((ev = trace_add_event(t, k, kind)))
+			ev->a = img->w[s].tss_desc_pa, ev->b = (uint64_t)s, ev->c = nw;
+		return;
+	}
+	for (int s = 0; s < 2; s++)
+		if ((pa & ~(uint64_t)0xFFF) == img->w[s].obj_pa[OBJ_GDT] && (ev = trace_add_event(t, k, EV_DESC_WRITE)))
+			ev->a = pa, ev->b = old, ev->c = value;
+}
+
+static void hook_mem(uc_engine *uc, uc_mem_type type, uint64_t address, int size, int64_t value, void *ud)
+{
+	(void)uc;
+	struct engine *e = ud;
+	if (address >= e->base && address < e->base + e->size) {
+		uint64_t page = (address - e->base) >> PGSHIFT;
+		if (type == UC_MEM_WRITE) {
+			e->dirty[page] = 1;
+			if (address + (uint64_t)size - 1 < e->base + e->size)
+				e->dirty[(address + (uint64_t)size - 1 - e->base) >> PGSHIFT] = 1;
+		}
+	}
+	if (!e->record || e->stopped || e->t->n == 0)
+		return;
+	if (size < 1 || size > 8)
+		size = size < 1 ? 1 : 8;
+	struct tr_mem *m = trace_add_mem(e->t);
+	if (!m) {
+		stop(e, END_INTERNAL, "out of memory recording the trace");
+		return;
+	}
+	m->write = type == UC_MEM_WRITE;
+	m->size = (uint8_t)size;
+	m->pa = address;
+	m->value = m->write ? (uint64_t)value & (size == 8 ? UINT64_MAX : ((1ull << (8 * size)) - 1)) : 0;
+	const uint8_t *p = phys_ptr(&e->pm, address, (uint64_t)size);
+	if (p) {
+		if (m->write)
+			m->old = read_le(p, size);
+		else
+			m->value = read_le(p, size);
+	}
+	m->lin_known = attribute(e, address, &m->lin);
+	if (m->write && p)
+		watch_write(e, address, size, m->value, m->old);
+}
+
+/* The error code the CPU pushed, as the model computes it (Unicorn does not expose it). */
+static uint32_t model_error_code(struct engine *e, int vector, uint32_t cr2, bool *has)
+{
+	*has = vector == T_DF || (vector >= T_TS && vector <= T_PF) || vector == 17;
+	if (!*has || e->t->n == 0)
+		return 0;
+	const struct tr_insn *in = &e->t->insn[e->t->n - 1];
+	const struct decoded *d = e->prev;
+	if (vector == T_PF) {
+		bool fetch = cr2 - in->cpu.eip < 16u && in->pa == UINT64_MAX;
+		enum access acc = fetch ? ACC_FETCH : (d && d->has_mem && d->mem_write) ? ACC_WRITE : ACC_READ;
+		if (d && (d->id == X86_INS_LTR || d->id == X86_INS_AND || d->id == X86_INS_OR) &&
+		    paging_walk(&e->pm, &e->regs, cr2, ACC_READ, 0).status == WALK_OK)
+			acc = ACC_WRITE; /* LTR's busy-bit write; read-modify-write */
+		struct walk w = paging_walk(&e->pm, &e->regs, cr2, acc, 0);
+		return w.status == WALK_FAULT ? w.err : 0;
+	}
+	if (vector == T_GP && d && d->id == X86_INS_LTR) {
+		const struct tr_cpu *c = &in->cpu;
+		uint32_t lin = operand_lin(e, d, c);
+		struct walk w = paging_walk(&e->pm, &e->regs, lin, ACC_READ, 0);
+		uint64_t sel = 0;
+		if (d->has_mem && w.status == WALK_OK)
+			sel = read_le(phys_ptr(&e->pm, w.pa, 2) ? phys_ptr(&e->pm, w.pa, 2) : (const uint8_t *)"\0\0", 2);
+		return (uint32_t)sel & 0xFFFC;
+	}
+	return 0;
+}
+
+static void hook_intr(uc_engine *uc, uint32_t intno, void *ud)
+{
+	struct engine *e = ud;
+	uint64_t cr2 = 0, eip = 0;
+	uc_reg_read(uc, UC_X86_REG_CR2, &cr2);
+	uc_reg_read(uc, UC_X86_REG_EIP, &eip);
+	struct trace *t = e->t;
+	if (e->record) {
+		uint32_t lin = (uint32_t)(eip + e->seg_base[1]);
+		/* A fault on fetching a new instruction comes before its code hook: record it. */
+		if (t->n == 0 || t->insn[t->n - 1].cpu.eip != lin) {
+			read_cpu(e, lin, &e->cur);
+			finish_prev(e);
+			struct tr_insn *in = trace_add_insn(t);
+			if (in) {
+				in->cpu = e->cur;
+				in->space = space_of(e->img, e->cur.cr3);
+				in->pa = fetch_pa(e, lin);
+				in->len = 0;
+				e->prev = NULL;
+			}
+		}
+		bool has;
+		uint32_t err = model_error_code(e, (int)intno, (uint32_t)cr2, &has);
+		struct tr_event *ev = t->n ? trace_add_event(t, t->n - 1, EV_FAULT) : NULL;
+		if (ev) {
+			ev->a = intno;
+			ev->b = err;
+			ev->c = intno == T_PF ? cr2 : 0;
+			ev->size = has;
+		}
+	}
+	char d[96];
+	snprintf(d, sizeof d, "exception %u at 0x%08" PRIx32, intno, (uint32_t)(eip + e->seg_base[1]));
+	stop(e, END_FAULT, d);
+}
+
+/* ---- life cycle ------------------------------------------------------------------------------ */
+
+struct engine *engine_open(char *err, size_t errlen)
+{
+	struct engine *e = calloc(1, sizeof *e);
+	if (!e) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	uc_err u = uc_open(UC_ARCH_X86, UC_MODE_32, &e->uc);
+	if (u != UC_ERR_OK) {
+		snprintf(err, errlen, "uc_open: %s", uc_strerror(u));
+		free(e);
+		return NULL;
+	}
+	/* One pinned CPU model on every engine (QEMU -cpu Penryn, Bochs core2_penryn_t9600):
+	 * it has PSE, PAE, PGE and NX. */
+	u = uc_ctl_set_cpu_model(e->uc, UC_CPU_X86_PENRYN);
+	if (u == UC_ERR_OK)
+		u = uc_hook_add(e->uc, &e->h_code, UC_HOOK_CODE, (void *)hook_code, e, 1, 0);
+	if (u == UC_ERR_OK)
+		u = uc_hook_add(e->uc, &e->h_mem, UC_HOOK_MEM_READ | UC_HOOK_MEM_WRITE, (void *)hook_mem, e, 1, 0);
+	if (u == UC_ERR_OK)
+		u = uc_hook_add(e->uc, &e->h_intr, UC_HOOK_INTR, (void *)hook_intr, e, 1, 0);
+	if (u == UC_ERR_OK)
+		u = uc_context_alloc(e->uc, &e->clean);
+	if (u != UC_ERR_OK) {
+		snprintf(err, errlen, "unicorn set-up: %s", uc_strerror(u));
+		uc_close(e->uc);
+		free(e);
+		return NULL;
+	}
+	if (cs_open(CS_ARCH_X86, CS_MODE_32, &e->cs) != CS_ERR_OK) {
+		snprintf(err, errlen, "cs_open failed");
+		uc_context_free(e->clean);
+		uc_close(e->uc);
+		free(e);
+		return NULL;
+	}
+	cs_option(e->cs, CS_OPT_DETAIL, CS_OPT_ON);
+	pthread_mutex_init(&e->wd_mu, NULL);
+	pthread_cond_init(&e->wd_cv, NULL);
+	if (pthread_create(&e->wd, NULL, watchdog, e) != 0) {
+		snprintf(err, errlen, "cannot start the watchdog thread");
+		cs_close(&e->cs);
+		uc_context_free(e->clean);
+		uc_close(e->uc);
+		free(e);
+		return NULL;
+	}
+	return e;
+}
+
+void engine_close(struct engine *e)
+{
+	if (!e)
+		return;
+	pthread_mutex_lock(&e->wd_mu);
+	e->wd_quit = true;
+	pthread_cond_signal(&e->wd_cv);
+	pthread_mutex_unlock(&e->wd_mu);
+	pthread_join(e->wd, NULL);
+	pthread_mutex_destroy(&e->wd_mu);
+	pthread_cond_destroy(&e->wd_cv);
+	cs_close(&e->cs);
+	uc_context_free(e->clean);
+	uc_close(e->uc);
+	free(e->live);
+	free(e->dirty);
+	free(e);
+}
+
+static bool set_seg(struct engine *e, int reg, uint16_t sel)
+{
+	UC_TRY(e, uc_reg_write(e->uc, reg, &sel));
+	return true;
+}
+
+/* The image's initial CPU state, written into Unicorn in an order it accepts: tables and
+ * paging first, so that segment loads find their descriptors. */
+static bool set_initial(struct engine *e)
+{
+	const struct cpu_state *c = &e->img->init;
+	uc_x86_mmr g = {0, c->gdtr.base, c->gdtr.limit, 0}, i = {0, c->idtr.base, c->idtr.limit, 0};
+	uc_x86_mmr tr = {c->tr.sel, c->tr.base, c->tr.limit, c->tr.flags};
+	uint64_t cr0 = c->cr0, cr3 = c->cr3, cr4 = c->cr4;
+	uc_x86_msr efer = {0xC0000080u, c->efer};
+	UC_TRY(e, uc_reg_write(e->uc, UC_X86_REG_GDTR, &g));
+	UC_TRY(e, uc_reg_write(e->uc, UC_X86_REG_IDTR, &i));
+	UC_TRY(e, uc_reg_write(e->uc, UC_X86_REG_MSR, &efer));
+	UC_TRY(e, uc_reg_write(e->uc, UC_X86_REG_CR4, &cr4));
+	UC_TRY(e, uc_reg_write(e->uc, UC_X86_REG_CR3, &cr3));
+	UC_TRY(e, uc_reg_write(e->uc, UC_X86_REG_CR0, &cr0));
+	/* The host GDT must be reachable now, or Unicorn dies on the segment writes below. */
+	struct paging_regs r = e->img->w[SP_HOST].regs;
+	struct walk w = paging_walk(&e->pm, &r, c->gdtr.base, ACC_READ, 0);
+	if (w.status != WALK_OK) {
+		snprintf(e->err, sizeof e->err, "the host GDT at 0x%08x is not mapped in the host space", c->gdtr.base);
+		return false;
+	}
+	if (!set_seg(e, UC_X86_REG_CS, c->cs.sel) || !set_seg(e, UC_X86_REG_SS, c->ss.sel) ||
+	    !set_seg(e, UC_X86_REG_DS, c->ds.sel) || !set_seg(e, UC_X86_REG_ES, c->es.sel) ||
+	    !set_seg(e, UC_X86_REG_FS, c->fs.sel) || !set_seg(e, UC_X86_REG_GS, c->gs.sel))
+		return false;
+	UC_TRY(e, uc_reg_write(e->uc, UC_X86_REG_TR, &tr));
+	uint32_t gpr[8] = {c->eax, c->ecx, c->edx, c->ebx, c->esp, c->ebp, c->esi, c->edi};
+	const int ids[8] = {UC_X86_REG_EAX, UC_X86_REG_ECX, UC_X86_REG_EDX, UC_X86_REG_EBX,
+			    UC_X86_REG_ESP, UC_X86_REG_EBP, UC_X86_REG_ESI, UC_X86_REG_EDI};
+	for (int k = 0; k < 8; k++)
+		UC_TRY(e, uc_reg_write(e->uc, ids[k], &gpr[k]));
+	uint32_t eip = c->eip, fl = c->eflags;
+	UC_TRY(e, uc_reg_write(e->uc, UC_X86_REG_EIP, &eip));
+	UC_TRY(e, uc_reg_write(e->uc, UC_X86_REG_EFLAGS, &fl));
+	return true;
+}
+
+bool engine_load(struct engine *e, const struct image *img, char *err, size_t errlen)
+{
+	e->img = img;
+	if (e->live && (e->base != img->pm.base || e->size != img->pm.size)) {
+		uc_mem_unmap(e->uc, e->base, e->size);
+		free(e->live);
+		free(e->dirty);
+		e->live = NULL;
+	}
+	if (!e->live) {
+		e->base = img->pm.base;
+		e->size = img->pm.size;
+		e->live = aligned_alloc(4096, (size_t)e->size);
+		e->dirty = calloc(1, (size_t)(e->size >> PGSHIFT));
+		if (!e->live || !e->dirty) {
+			snprintf(err, errlen, "out of memory for the physical window");
+			return false;
+		}
+		uc_err u = uc_mem_map_ptr(e->uc, e->base, e->size, UC_PROT_ALL, e->live);
+		if (u != UC_ERR_OK) {
+			snprintf(err, errlen, "uc_mem_map_ptr(0x%" PRIx64 ", 0x%" PRIx64 "): %s", e->base, e->size,
+				 uc_strerror(u));
+			return false;
+		}
+	}
+	memcpy(e->live, img->pm.bytes, (size_t)e->size);
+	memset(e->dirty, 0, (size_t)(e->size >> PGSHIFT));
+	e->pm.base = e->base;
+	e->pm.size = e->size;
+	e->pm.bytes = e->live;
+	uc_ctl_flush_tb(e->uc); /* new code bytes written behind Unicorn's back */
+	if (!set_initial(e)) {
+		snprintf(err, errlen, "%s", e->err);
+		return false;
+	}
+	uc_ctl_flush_tlb(e->uc);
+	uc_err u = uc_context_save(e->uc, e->clean);
+	if (u != UC_ERR_OK) {
+		snprintf(err, errlen, "uc_context_save: %s", uc_strerror(u));
+		return false;
+	}
+	return true;
+}
+
+/* Put back every page the last run changed, and the paging structures (the CPU's page
+ * walks set A/D bits without any hook seeing it). */
+static void reset_memory(struct engine *e)
+{
+	const struct image *img = e->img;
+	uint64_t npages = e->size >> PGSHIFT;
+	bool code = false;
+	for (uint64_t p = 0; p < npages; p++) {
+		if (!e->dirty[p])
+			continue;
+		uint64_t off = p << PGSHIFT;
+		uint64_t pa = e->base + off;
+		if (pa == img->shim_pa || pa == img->w[SP_HOST].obj_pa[OBJ_CODE] || pa == img->w[SP_MON].obj_pa[OBJ_CODE])
+			code |= memcmp(e->live + off, img->pm.bytes + off, PGSIZE) != 0;
+		memcpy(e->live + off, img->pm.bytes + off, PGSIZE);
+		e->dirty[p] = 0;
+	}
+	for (int s = 0; s < 2; s++)
+		for (int i = 0; i < img->w[s].npt; i++) {
+			uint64_t off = img->w[s].pt_pages[i] - e->base;
+			memcpy(e->live + off, img->pm.bytes + off, PGSIZE);
+		}
+	for (int g = 0; g < SC_GUEST_PAGES; g++) /* raw guest entries may point anywhere: be safe */
+		(void)g;
+	if (code)
+		uc_ctl_flush_tb(e->uc);
+}
+
+bool engine_run(struct engine *e, struct trace *t, const struct run_limits *lim)
+{
+	const struct image *img = e->img;
+	reset_memory(e);
+	uc_err u = uc_context_restore(e->uc, e->clean);
+	if (u != UC_ERR_OK) {
+		snprintf(t->end_detail, sizeof t->end_detail, "uc_context_restore: %s", uc_strerror(u));
+		t->end = END_INTERNAL;
+		return false;
+	}
+	uc_ctl_flush_tlb(e->uc); /* uc_context_restore keeps the TLB */
+	trace_reset(t);
+	e->t = t;
+	e->record = lim->record;
+	e->count = 0;
+	e->bound = lim->max_insns ? lim->max_insns : 2000 + 400 * img->rounds;
+	t->bound = e->bound;
+	e->stopped = false;
+	e->prev = NULL;
+	e->in_shim = false;
+	e->regs = img->w[SP_HOST].regs;
+	memset(&e->cur, 0, sizeof e->cur);
+	e->cur.gdtr_base = img->init.gdtr.base;
+	const uint16_t sel[6] = {img->init.es.sel, img->init.cs.sel, img->init.ss.sel,
+				 img->init.ds.sel, img->init.fs.sel, img->init.gs.sel};
+	const uint32_t base[6] = {img->init.es.base, img->init.cs.base, img->init.ss.base,
+				  img->init.ds.base, img->init.fs.base, img->init.gs.base};
+	memcpy(e->seg_sel, sel, sizeof sel);
+	memcpy(e->seg_base, base, sizeof base);
+
+	wd_arm(e, lim->wall_ms ? lim->wall_ms : 2000);
+	u = uc_emu_start(e->uc, img->init.eip, img->ep[EP_HOST_DONE], 0, 0);
+	bool fired = wd_disarm(e);
+	t->uc_err = (int)u;
+	uint64_t eip = 0;
+	uc_reg_read(e->uc, UC_X86_REG_EIP, &eip);
+	uint32_t lin = (uint32_t)(eip + e->seg_base[1]);
+	if (e->record) {
+		read_cpu(e, lin, &e->cur);
+		finish_prev(e);
+		t->final = e->cur;
+	}
+	if (fired && !e->stopped)
+		stop(e, END_TIMEOUT, "the wall-clock watchdog stopped the run");
+	if (!e->stopped) {
+		if (u != UC_ERR_OK) {
+			char d[128];
+			snprintf(d, sizeof d, "%s at 0x%08" PRIx32, uc_strerror(u), lin);
+			e->stopped = true;
+			t->end = END_STOPPED;
+			snprintf(t->end_detail, sizeof t->end_detail, "%s", d);
+		} else if (lin == img->ep[EP_HOST_DONE]) {
+			t->end = END_DONE;
+			snprintf(t->end_detail, sizeof t->end_detail, "reached host_done after %u instructions", e->count);
+		} else {
+			t->end = END_STOPPED;
+			snprintf(t->end_detail, sizeof t->end_detail, "stopped at 0x%08" PRIx32 " (not host_done)", lin);
+		}
+	}
+	e->t = NULL;
+	return t->end != END_INTERNAL;
+}

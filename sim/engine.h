@@ -1,0 +1,37 @@
+/*
+ * engine.h: the image run in Unicorn (>= 2.1) i386, recorded into a trace.
+ *
+ * One engine per process (per fuzzing job): uc_open and hook set-up cost ~170 us, a reset
+ * ~1 us. engine_load() maps an image's physical window and saves a clean context;
+ * engine_run() restores it, runs host_main to host_done under an instruction bound and a
+ * wall-clock watchdog, and records every instruction, memory access and control event.
+ */
+#ifndef SHIMCHECK_SIM_ENGINE_H
+#define SHIMCHECK_SIM_ENGINE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../model/image.h"
+#include "trace.h"
+
+struct engine;
+
+struct run_limits {
+	uint32_t max_insns;  /* 0: derived from the round trips */
+	uint32_t wall_ms;    /* 0: 2000 */
+	bool record;         /* false: count only (the engine floor for benchmarks) */
+};
+
+/* Returns NULL and fills err when Unicorn cannot be opened. */
+struct engine *engine_open(char *err, size_t errlen);
+void engine_close(struct engine *e);
+/* Load img (kept by reference: it must outlive the runs). false + err on failure. */
+bool engine_load(struct engine *e, const struct image *img, char *err, size_t errlen);
+/* Run once from the clean state. Returns false only on internal engine failure. */
+bool engine_run(struct engine *e, struct trace *t, const struct run_limits *lim);
+/* Unicorn's version string, e.g. "2.1.1". */
+const char *engine_version(void);
+
+#endif
