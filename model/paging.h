@@ -91,4 +91,17 @@ uint64_t pt_leaf_pa(const struct pt_builder *b, uint32_t lin);
 /* Width in bytes of an entry: 4 in 32-bit paging, 8 in PAE. */
 static inline unsigned pt_entry_size(enum paging_mode m) { return m == PM_PAE ? 8u : 4u; }
 
+/* Reverse map: the linear regions whose translation goes through the paging-structure entry
+ * at entry_pa, under r (whose PDPTEs are the register copies). A PDE of a large page, or one
+ * pointing to a page table, yields its whole 4 MiB / 2 MiB region; a PTE yields its page; a
+ * PAE PDPTE in memory yields its 1 GiB (it takes effect only at the next MOV CR3). Returns
+ * how many regions were written to out (at most max). */
+struct lin_region {
+	uint32_t lin;
+	uint32_t size;
+	int level; /* 0 PDPTE, 1 PDE, 2 PTE */
+};
+int paging_reverse(const struct physmem *pm, const struct paging_regs *r, uint64_t entry_pa,
+		   struct lin_region *out, int max);
+
 #endif

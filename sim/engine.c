@@ -42,6 +42,7 @@
 
 struct decoded {
 	uint64_t pa;
+	uint32_t eip;              /* relative branch targets print relative to it */
 	uint8_t len;
 	uint8_t bytes[16];
 	bool valid;
@@ -231,19 +232,20 @@ static void sync_segs(struct engine *e, bool force_cs)
 
 /* ---- decoding ------------------------------------------------------------------------------- */
 
-static const struct decoded *decode(struct engine *e, uint64_t pa, const uint8_t *bytes, uint8_t len)
+static const struct decoded *decode(struct engine *e, uint32_t eip, uint64_t pa, const uint8_t *bytes, uint8_t len)
 {
-	struct decoded *d = &e->cache[(pa ^ (pa >> 12)) % DECODE_CACHE];
-	if (d->valid && d->pa == pa && d->len == len && memcmp(d->bytes, bytes, len) == 0)
+	struct decoded *d = &e->cache[(pa ^ (pa >> 12) ^ eip) % DECODE_CACHE];
+	if (d->valid && d->pa == pa && d->eip == eip && d->len == len && memcmp(d->bytes, bytes, len) == 0)
 		return d;
 	memset(d, 0, sizeof *d);
 	d->pa = pa;
+	d->eip = eip;
 	d->len = len;
 	memcpy(d->bytes, bytes, len);
 	d->valid = true;
 	d->dst_reg = X86_REG_INVALID;
 	cs_insn *insn = NULL;
-	size_t n = cs_disasm(e->cs, bytes, len, 0, 1, &insn);
+	size_t n = cs_disasm(e->cs, bytes, len, eip, 1, &insn);
 	if (n == 0) {
 		snprintf(d->text, sizeof d->text, "(bad)");
 		d->id = X86_INS_INVALID;
@@ -408,7 +410,9 @@ static void hook_code(uc_engine *uc, uint64_t address, uint32_t size, void *ud)
 	in->pa = fetch_pa(e, e->cur.eip);
 	in->len = (uint8_t)(size > 15 ? 15 : size);
 	fetch_bytes(e, e->cur.eip, in->len, in->bytes);
-	e->prev = decode(e, in->pa, in->bytes, in->len);
+	e->prev = decode(e, e->cur.eip, in->pa, in->bytes, in->len);
+	in->op = (uint16_t)e->prev->id;
+	memcpy(in->text, e->prev->text, sizeof in->text - 1);
 	uint32_t k = t->n - 1;
 	/* Markers: entering the shim page, and the guest getting control. */
 	bool shim = (e->cur.eip & PGMASK) == e->img->shim_lin;
@@ -467,10 +471,23 @@ static void watch_write(struct engine *e, uint64_t pa, int size, uint64_t value,
 	struct trace *t = e->t;
 	uint32_t k = t->n - 1;
 	const struct image *img = e->img;
-	int sp = image_pt_space(img, pa);
 	struct tr_event *ev;
-	if (sp >= 0 && (ev = trace_add_event(t, k, EV_PTE_WRITE))) {
-		ev->a = pa, ev->b = old, ev->c = value, ev->space = sp, ev->size = (uint8_t)size;
+	if (image_pt_space(img, pa) >= 0) {
+		/* One event per linear region (per space) whose translation this entry feeds. */
+		int nev = 0;
+		for (int s = 0; s < 2; s++) {
+			const struct paging_regs *r = space_of(img, e->cur.cr3) == s ? &e->regs : &img->w[s].regs;
+			struct lin_region reg[8];
+			uint64_t esz = (r->cr4 & CR4_PAE) ? 8 : 4;
+			int n = paging_reverse(&e->pm, r, pa & ~(esz - 1), reg, 8);
+			for (int i = 0; i < n && (ev = trace_add_event(t, k, EV_PTE_WRITE)); i++, nev++) {
+				ev->a = pa, ev->b = old, ev->c = value, ev->space = s, ev->size = (uint8_t)size;
+				ev->lin = reg[i].lin, ev->lin_size = reg[i].size;
+			}
+		}
+		if (nev == 0 && (ev = trace_add_event(t, k, EV_PTE_WRITE))) {
+			ev->a = pa, ev->b = old, ev->c = value, ev->space = image_pt_space(img, pa), ev->size = (uint8_t)size;
+		}
 	}
 	for (int s = 0; s < 2; s++) {
 		uint64_t hi = img->w[s].tss_desc_pa + 4;

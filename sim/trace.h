@@ -45,7 +45,8 @@ enum { R_EAX, R_ECX, R_EDX, R_EBX, R_ESP, R_EBP, R_ESI, R_EDI };
 	X(EV_LSS, "lss")               /* a = SS, b = ESP */                        \
 	X(EV_FAR_JMP, "far_jmp")       /* a = CS, b = EIP (offset), c = linear target */ \
 	X(EV_INVLPG, "invlpg")         /* a = linear page */                        \
-	X(EV_PTE_WRITE, "pte_write")   /* a = pa, b = old, c = new, space = whose tables */ \
+	X(EV_PTE_WRITE, "pte_write")   /* a = pa, b = old, c = new, space = whose tables, \
+	                                * lin/lin_size = the linear region it maps there */ \
 	X(EV_SHIM_ENTER, "shim_enter") /* a = linear, b = direction (0 m2h, 1 h2m) */ \
 	X(EV_GUEST_RUN, "guest_run")   /* control is with the guest */              \
 	X(EV_FAULT, "fault")           /* a = vector, b = error code, c = CR2 */
@@ -58,8 +59,9 @@ struct tr_event {
 	uint32_t insn;
 	enum ev_kind kind;
 	int space;       /* EV_PTE_WRITE: SP_HOST/SP_MON; EV_SHIM_ENTER: direction */
-	uint8_t size;    /* EV_PTE_WRITE: bytes written */
+	uint8_t size;    /* EV_PTE_WRITE: bytes written; EV_FAULT: 1 when b is an error code */
 	uint64_t a, b, c;
+	uint32_t lin, lin_size; /* EV_PTE_WRITE */
 };
 
 struct tr_mem {
@@ -79,6 +81,8 @@ struct tr_insn {
 	uint64_t pa;        /* the model walk of cpu.eip (fetch); UINT64_MAX if it faults */
 	uint8_t len;
 	uint8_t bytes[16];
+	uint16_t op;        /* Capstone X86_INS_* id (0: undecodable) */
+	char text[48];      /* Capstone's "mnemonic operands" */
 	uint32_t mem_first, mem_n;
 	uint32_t ev_first, ev_n;
 };

@@ -1,28 +1,225 @@
+/*
+ * shimcheck: prove an x86 world-switch sequence correct by running its real bytes.
+ *
+ *   shimcheck run    [options] [--trace FILE] [--format text|jsonl]
+ *   shimcheck trace  [options]            review dump on stdout
+ *   shimcheck rules                       rule IDs, one line each
+ *
+ * Exit status: 0 all checks held; 1 a violation (each line starts with its rule ID);
+ * 2 input that cannot be loaded or validated; 3 internal error; 77 engine unavailable.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
 #include <stdio.h>
-#include "engine.h"
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "pipeline.h"
+#include "report.h"
+
+#define DEFAULT_VARIANT "literal"
+
+enum { EXIT_OK = 0, EXIT_VIOLATION = 1, EXIT_INPUT = 2, EXIT_INTERNAL = 3 };
+
+struct opts {
+	const char *cmd;
+	const char *variant;
+	const char *code_dir;
+	const char *scenario;
+	const char *trace;
+	const char *format;
+	int json;
+};
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: shimcheck COMMAND [options]\n"
+		"\n"
+		"commands:\n"
+		"  run      run the round trips and check them (the default command)\n"
+		"  trace    run and print the review trace: bytes, disassembly, state changes, verdicts\n"
+		"  rules    list the rule IDs with what each one checks\n"
+		"\n"
+		"options:\n"
+		"  --variant NAME     shim variant under build/shim/ (default: %s)\n"
+		"  --code-dir DIR     a code directory (manifest.json + binaries) instead of --variant\n"
+		"  --scenario FILE    scenario JSON (default: scenarios/default.json)\n"
+		"  --json             print one machine-readable verdict object on stdout\n"
+		"  --trace FILE       (run) also write the trace to FILE ('-' for stdout)\n"
+		"  --format FMT       (run --trace) text or jsonl (default: jsonl for files ending in .jsonl, else text)\n"
+		"  --help, --version\n"
+		"\n"
+		"exit status: 0 all checks held, 1 a violation, 2 bad input, 3 internal error, 77 engine unavailable\n",
+		DEFAULT_VARIANT);
+}
+
+static bool exists(const char *path) { return access(path, R_OK) == 0; }
+
+/* The built shim variants: next to the binary (build/tools/../shim), else where CMake put them. */
+static void shim_root(char *out, size_t n)
+{
+	char exe[PATH_MAX];
+	ssize_t k = readlink("/proc/self/exe", exe, sizeof exe - 1);
+	if (k > 0) {
+		exe[k] = '\0';
+		char *slash = strrchr(exe, '/');
+		if (slash) {
+			*slash = '\0';
+			snprintf(out, n, "%s/../shim", exe);
+			char probe[PATH_MAX + 32];
+			snprintf(probe, sizeof probe, "%s/" DEFAULT_VARIANT "/manifest.json", out);
+			if (exists(probe))
+				return;
+		}
+	}
+	snprintf(out, n, "%s", SHIMCHECK_SHIM_DIR);
+}
+
+static int parse(int argc, char **argv, struct opts *o)
+{
+	static const struct option longopts[] = {
+		{"variant", required_argument, NULL, 'v'}, {"code-dir", required_argument, NULL, 'c'},
+		{"scenario", required_argument, NULL, 's'}, {"trace", required_argument, NULL, 't'},
+		{"format", required_argument, NULL, 'f'},   {"json", no_argument, NULL, 'j'},
+		{"help", no_argument, NULL, 'h'},           {"version", no_argument, NULL, 'V'},
+		{NULL, 0, NULL, 0}};
+	memset(o, 0, sizeof *o);
+	o->cmd = "run";
+	int first = 1;
+	if (argc > 1 && argv[1][0] != '-') {
+		o->cmd = argv[1];
+		first = 2;
+	}
+	optind = first;
+	opterr = 0;
+	int c;
+	while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'v': o->variant = optarg; break;
+		case 'c': o->code_dir = optarg; break;
+		case 's': o->scenario = optarg; break;
+		case 't': o->trace = optarg; break;
+		case 'f': o->format = optarg; break;
+		case 'j': o->json = 1; break;
+		case 'h': usage(stdout); exit(EXIT_OK);
+		case 'V': printf("shimcheck %s (unicorn %s)\n", SHIMCHECK_VERSION, engine_version()); exit(EXIT_OK);
+		default:
+			fprintf(stderr, "shimcheck: command line: %s: unknown option or missing argument (see --help)\n",
+				argv[optind - 1]);
+			return EXIT_INPUT;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "shimcheck: command line: unexpected argument '%s' (see --help)\n", argv[optind]);
+		return EXIT_INPUT;
+	}
+	if (o->variant && o->code_dir) {
+		fprintf(stderr, "shimcheck: command line: --variant and --code-dir exclude each other\n");
+		return EXIT_INPUT;
+	}
+	if (o->format && strcmp(o->format, "text") && strcmp(o->format, "jsonl")) {
+		fprintf(stderr, "shimcheck: command line: --format: '%s' is neither text nor jsonl\n", o->format);
+		return EXIT_INPUT;
+	}
+	if (o->variant && (!*o->variant || strchr(o->variant, '/'))) {
+		fprintf(stderr, "shimcheck: command line: --variant: '%s' is not a variant name\n", o->variant);
+		return EXIT_INPUT;
+	}
+	return EXIT_OK;
+}
+
+static int cmd_rules(void)
+{
+	for (int r = 0; r < R_N; r++)
+		printf("%-13s %s\n", rule_id((enum rule)r), rule_why((enum rule)r));
+	return EXIT_OK;
+}
+
+static int write_trace(const struct report_ctx *r, const char *path, const char *format)
+{
+	bool jsonl = format ? strcmp(format, "jsonl") == 0
+			    : (strlen(path) > 6 && strcmp(path + strlen(path) - 6, ".jsonl") == 0);
+	FILE *f = strcmp(path, "-") == 0 ? stdout : fopen(path, "w");
+	if (!f) {
+		fprintf(stderr, "shimcheck: %s: --trace: cannot write: %s\n", path, strerror(errno));
+		return EXIT_INPUT;
+	}
+	int rc = 0;
+	if (jsonl)
+		rc = report_trace_jsonl(f, r);
+	else
+		report_trace_text(f, r);
+	if (f != stdout && fclose(f) != 0)
+		rc = -1;
+	if (rc != 0) {
+		fprintf(stderr, "shimcheck: %s: --trace: write failed\n", path);
+		return EXIT_INTERNAL;
+	}
+	return EXIT_OK;
+}
+
 int main(int argc, char **argv)
 {
-	(void)argc;
-	struct scenario sc; struct sc_error err;
-	if (scenario_load(argv[1], &sc, &err) != SC_OK) { printf("%s: %s: %s\n", argv[1], err.field, err.detail); return 2; }
-	struct shim_code code; char e[512];
-	if (!code_load(argv[2], &code, e, sizeof e)) { printf("%s\n", e); return 2; }
-	struct image img;
-	if (image_build(&sc, &code, &img, &err) != SC_OK) { printf("image: %s: %s\n", err.field, err.detail); return 2; }
-	struct engine *en = engine_open(e, sizeof e);
-	if (!en) { printf("%s\n", e); return 3; }
-	if (!engine_load(en, &img, e, sizeof e)) { printf("load: %s\n", e); return 3; }
-	struct trace t; trace_init(&t);
-	struct run_limits lim = {0, 0, true};
-	engine_run(en, &t, &lim);
-	printf("end %s: %s; %u insns %u mem %u ev\n", tr_end_name(t.end), t.end_detail, t.n, t.nmem, t.nev);
-	for (uint32_t i = 0; i < t.n; i++) {
-		struct tr_insn *in = &t.insn[i];
-		printf("%4u %08x cr3=%08x tr=%04x sp=%d ", i, in->cpu.eip, in->cpu.cr3, in->cpu.tr, in->space);
-		for (int b = 0; b < in->len; b++) printf("%02x", in->bytes[b]);
-		for (uint32_t k = 0; k < in->ev_n; k++) { struct tr_event *ev = &t.ev[in->ev_first + k]; printf(" [%s %llx %llx %llx]", ev_name(ev->kind), (unsigned long long)ev->a, (unsigned long long)ev->b, (unsigned long long)ev->c); }
-		for (uint32_t k = 0; k < in->mem_n; k++) { struct tr_mem *m = &t.mem[in->mem_first + k]; printf(" %c%llx%s", m->write?'W':'R', (unsigned long long)m->pa, m->lin_known?"":"?"); }
-		printf("\n");
+	struct opts o;
+	int rc = parse(argc, argv, &o);
+	if (rc != EXIT_OK)
+		return rc;
+	if (strcmp(o.cmd, "rules") == 0)
+		return cmd_rules();
+	if (strcmp(o.cmd, "help") == 0) {
+		usage(stdout);
+		return EXIT_OK;
 	}
-	return 0;
+	bool trace_cmd = strcmp(o.cmd, "trace") == 0;
+	if (!trace_cmd && strcmp(o.cmd, "run") != 0) {
+		fprintf(stderr, "shimcheck: command line: unknown command '%s' (see --help)\n", o.cmd);
+		return EXIT_INPUT;
+	}
+
+	char dir[PATH_MAX + 64], root[PATH_MAX], scen[PATH_MAX + 32];
+	if (o.code_dir) {
+		snprintf(dir, sizeof dir, "%s", o.code_dir);
+	} else {
+		shim_root(root, sizeof root);
+		snprintf(dir, sizeof dir, "%s/%s", root, o.variant ? o.variant : DEFAULT_VARIANT);
+	}
+	if (o.scenario)
+		snprintf(scen, sizeof scen, "%s", o.scenario);
+	else if (exists("scenarios/default.json"))
+		snprintf(scen, sizeof scen, "scenarios/default.json");
+	else
+		snprintf(scen, sizeof scen, "%s/scenarios/default.json", SHIMCHECK_SOURCE_DIR);
+
+	static struct pipeline p;
+	pl_init(&p);
+	struct report_ctx r = {&p, scen, dir};
+	enum pl_status st = pl_load_code(&p, dir);
+	if (st == PL_OK)
+		st = pl_load_scenario(&p, scen);
+	if (st == PL_OK)
+		st = pl_run(&p);
+	if (st != PL_OK && st != PL_VIOLATION) {
+		if (o.json)
+			report_verdict_json(stdout, &r, (int)st);
+		fprintf(stderr, "shimcheck: %s\n", p.err);
+		pl_free(&p);
+		return (int)st;
+	}
+	if (trace_cmd) {
+		report_trace_text(stdout, &r);
+	} else {
+		if (o.trace && (rc = write_trace(&r, o.trace, o.format)) != EXIT_OK) {
+			pl_free(&p);
+			return rc;
+		}
+		if (o.json)
+			report_verdict_json(stdout, &r, (int)st);
+		else if (!(o.trace && strcmp(o.trace, "-") == 0))
+			report_verdict_text(stdout, &r);
+	}
+	pl_free(&p);
+	return (int)st;
 }

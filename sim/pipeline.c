@@ -1,0 +1,95 @@
+/*
+ * pipeline.c: the one path from inputs to a verdict.
+ */
+#include "pipeline.h"
+
+#include <stdio.h>
+#include <string.h>
+
+void pl_init(struct pipeline *p)
+{
+	memset(p, 0, sizeof *p);
+	trace_init(&p->t);
+}
+
+void pl_free(struct pipeline *p)
+{
+	if (p->have_code)
+		code_free(&p->code);
+	if (p->have_img)
+		image_free(&p->img);
+	engine_close(p->eng);
+	trace_free(&p->t);
+	p->have_code = p->have_img = false;
+	p->eng = NULL;
+}
+
+enum pl_status pl_load_code(struct pipeline *p, const char *dir)
+{
+	if (p->have_code)
+		code_free(&p->code);
+	p->have_code = code_load(dir, &p->code, p->err, sizeof p->err);
+	return p->have_code ? PL_OK : PL_INPUT;
+}
+
+enum pl_status pl_set_scenario(struct pipeline *p, const struct scenario *sc, const char *label)
+{
+	struct sc_error err;
+	if (&p->sc != sc)
+		p->sc = *sc;
+	if (p->have_img) {
+		image_free(&p->img);
+		p->have_img = false;
+	}
+	enum sc_reason r = scenario_validate(&p->sc, &err);
+	if (r == SC_OK)
+		r = scenario_check_unswitched(&p->sc, &p->code.sw, &err);
+	if (r == SC_OK) {
+		r = image_build(&p->sc, &p->code, &p->img, &err);
+		p->have_img = true;
+		if (r != SC_OK) {
+			image_free(&p->img);
+			p->have_img = false;
+		}
+	}
+	if (r != SC_OK) {
+		snprintf(p->err, sizeof p->err, "%s: %s: %s (rejected: %s)", label, err.field, err.detail, sc_reason_name(r));
+		return PL_INPUT;
+	}
+	return PL_OK;
+}
+
+enum pl_status pl_load_scenario(struct pipeline *p, const char *path)
+{
+	struct sc_error err;
+	enum sc_reason r = scenario_load(path, &p->sc, &err);
+	if (r != SC_OK) {
+		snprintf(p->err, sizeof p->err, "%s: %s: %s (rejected: %s)", path, err.field, err.detail, sc_reason_name(r));
+		return PL_INPUT;
+	}
+	return pl_set_scenario(p, &p->sc, path);
+}
+
+enum pl_status pl_run(struct pipeline *p)
+{
+	char err[256];
+	if (!p->have_img || !p->have_code) {
+		snprintf(p->err, sizeof p->err, "internal: pl_run without a scenario and code");
+		return PL_INTERNAL;
+	}
+	if (!p->eng && !(p->eng = engine_open(err, sizeof err))) {
+		snprintf(p->err, sizeof p->err, "unicorn: %s", err);
+		return PL_UNAVAILABLE;
+	}
+	if (!engine_load(p->eng, &p->img, err, sizeof err)) {
+		snprintf(p->err, sizeof p->err, "engine: %s", err);
+		return PL_INTERNAL;
+	}
+	struct run_limits lim = {0, 0, true};
+	if (!engine_run(p->eng, &p->t, &lim)) {
+		snprintf(p->err, sizeof p->err, "engine: %s", p->t.end_detail);
+		return PL_INTERNAL;
+	}
+	check_all(&p->t, &p->img, &p->code, &p->v);
+	return p->v.n ? PL_VIOLATION : PL_OK;
+}
