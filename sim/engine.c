@@ -528,8 +528,8 @@ static void hook_mem(uc_engine *uc, uc_mem_type type, uint64_t address, int size
 				e->dirty[(address + (uint64_t)size - 1 - e->base) >> PGSHIFT] = 1;
 		}
 	}
-	if (!e->record || e->stopped || e->t->n == 0)
-		return;
+	if (!e->t || !e->record || e->stopped || e->t->n == 0)
+		return; /* also: segment loads done by uc_reg_write outside a run */
 	if (size < 1 || size > 8)
 		size = size < 1 ? 1 : 8;
 	struct tr_mem *m = trace_add_mem(e->t);
