@@ -434,6 +434,10 @@ void check_faults(const struct trace *t, const struct image *img, struct verdict
 			if (ev->a == T_PF && ev->size && ev->b == 0 && in->len)
 				report(v, R_WALK, i, "the engine raised #PF for CR2=0x%08" PRIx64 " but the model's walk succeeds", ev->c);
 		}
+		if (in->len && in->len_model && in->len != in->len_model)
+			report(v, R_WALK, i, "the engine executed a %u-byte instruction at 0x%08" PRIx32 " where the model's "
+			       "walk finds `%s` (%u bytes): the engine fetched other bytes", in->len, in->cpu.eip, in->text,
+			       in->len_model);
 		if (in->len && in->pa == UINT64_MAX)
 			report(v, R_WALK, i, "the engine executed 0x%08" PRIx32 " but the model's walk faults on that fetch",
 			       in->cpu.eip);
@@ -475,15 +479,34 @@ void check_end(const struct trace *t, const struct image *img, struct verdict *v
 	}
 }
 
+/* Earliest instruction first (ties keep checker order), so the first line is the first thing
+ * that went wrong. */
+/* Earliest instruction first; at one instruction, checker order (root causes first). A
+ * stable insertion sort: n is small. */
+static void sort_violations(struct verdict *v)
+{
+	int n = v->n < MAX_VIOLATIONS ? v->n : MAX_VIOLATIONS;
+	for (int i = 1; i < n; i++) {
+		struct violation x = v->v[i];
+		int j = i - 1;
+		while (j >= 0 && v->v[j].insn > x.insn) {
+			v->v[j + 1] = v->v[j];
+			j--;
+		}
+		v->v[j + 1] = x;
+	}
+}
+
 void check_all(const struct trace *t, const struct image *img, const struct shim_code *code, struct verdict *v)
 {
 	memset(v, 0, sizeof *v);
-	check_order(t, img, code, v);
 	check_tlb(t, img, v);
+	check_faults(t, img, v);
 	check_tss_busy(t, img, v);
 	check_window(t, img, v);
+	check_order(t, img, code, v);
 	check_arrival(t, img, v);
 	check_restore(t, img, v);
-	check_faults(t, img, v);
 	check_end(t, img, v);
+	sort_violations(v);
 }

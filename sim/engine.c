@@ -47,6 +47,7 @@ struct decoded {
 	uint8_t bytes[16];
 	bool valid;
 	unsigned id;               /* X86_INS_* */
+	uint8_t size;              /* decoded length */
 	char text[64];             /* "mnemonic operands" */
 	bool has_mem;              /* an explicit memory operand */
 	int mem_seg, mem_base, mem_index, mem_scale; /* X86_REG_* */
@@ -252,6 +253,7 @@ static const struct decoded *decode(struct engine *e, uint32_t eip, uint64_t pa,
 		return d;
 	}
 	d->id = insn->id;
+	d->size = (uint8_t)insn->size;
 	snprintf(d->text, sizeof d->text, "%s%s%s", insn->mnemonic, insn->op_str[0] ? " " : "", insn->op_str);
 	cs_x86 *x = &insn->detail->x86;
 	for (int i = 0; i < x->op_count; i++) {
@@ -412,6 +414,7 @@ static void hook_code(uc_engine *uc, uint64_t address, uint32_t size, void *ud)
 	fetch_bytes(e, e->cur.eip, in->len, in->bytes);
 	e->prev = decode(e, e->cur.eip, in->pa, in->bytes, in->len);
 	in->op = (uint16_t)e->prev->id;
+	in->len_model = e->prev->id == X86_INS_INVALID ? 0 : e->prev->size;
 	memcpy(in->text, e->prev->text, sizeof in->text - 1);
 	uint32_t k = t->n - 1;
 	/* Markers: entering the shim page, and the guest getting control. */
@@ -844,9 +847,21 @@ bool engine_run(struct engine *e, struct trace *t, const struct run_limits *lim)
 	uint64_t eip = 0;
 	uc_reg_read(e->uc, UC_X86_REG_EIP, &eip);
 	uint32_t lin = (uint32_t)(eip + e->seg_base[1]);
+	if (u == UC_ERR_INSN_INVALID && !e->stopped && e->record && t->n) {
+		/* Unicorn ends the run on an invalid opcode instead of raising #UD: record it as the
+		 * fault it is on a CPU. */
+		struct tr_event *ev = trace_add_event(t, t->n - 1, EV_FAULT);
+		if (ev)
+			ev->a = T_UD;
+		char d[96];
+		snprintf(d, sizeof d, "invalid opcode (#UD) at 0x%08" PRIx32, lin);
+		stop(e, END_FAULT, d);
+	}
 	if (e->record) {
 		read_cpu(e, lin, &e->cur);
-		finish_prev(e);
+		/* The last instruction's effects count only if it completed. */
+		if (u == UC_ERR_OK && t->end != END_FAULT)
+			finish_prev(e);
 		t->final = e->cur;
 	}
 	if (fired && !e->stopped)

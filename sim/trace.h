@@ -79,7 +79,8 @@ struct tr_insn {
 	struct tr_cpu cpu;  /* state before this instruction */
 	int space;          /* SP_HOST / SP_MON by CR3, or -1 */
 	uint64_t pa;        /* the model walk of cpu.eip (fetch); UINT64_MAX if it faults */
-	uint8_t len;
+	uint8_t len;        /* as the engine reports it */
+	uint8_t len_model;  /* as Capstone decodes the bytes the model's walk finds (0: undecodable) */
 	uint8_t bytes[16];
 	uint16_t op;        /* Capstone X86_INS_* id (0: undecodable) */
 	char text[48];      /* Capstone's "mnemonic operands" */
