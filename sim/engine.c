@@ -17,6 +17,7 @@
 
 #include <inttypes.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,6 +28,9 @@
 
 #include "../model/desc.h"
 #include "../model/mmu.h"
+#include "../shim/shim_abi.h"
+
+#define SHIM_CODE_LEN SHIM_DATA_OFF
 
 /* Print uc_strerror with the call that failed (Unicorn's own tests do the same). */
 #define UC_TRY(e, call)                                                                           \
@@ -87,10 +91,10 @@ struct engine {
 
 	/* watchdog */
 	pthread_t wd;
-	pthread_mutex_t wd_mu;
+	pthread_mutex_t wd_mu;     /* only for the 20 ms sleep, and waking it at close */
 	pthread_cond_t wd_cv;
-	bool wd_quit, wd_armed, wd_fired;
-	struct timespec wd_deadline;
+	atomic_bool wd_quit, wd_fired;
+	_Atomic uint64_t wd_deadline; /* CLOCK_MONOTONIC ms; 0 = disarmed */
 };
 
 const char *engine_version(void)
@@ -104,19 +108,31 @@ const char *engine_version(void)
 
 /* ---- watchdog ---------------------------------------------------------------------------- */
 
+/* A thread that polls a deadline every 20 ms and stops a run that overruns it. Arming and
+ * disarming are two atomic stores: a run costs no system call for it. */
+static uint64_t mono_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
 static void *watchdog(void *arg)
 {
 	struct engine *e = arg;
 	pthread_mutex_lock(&e->wd_mu);
-	while (!e->wd_quit) {
-		if (!e->wd_armed) {
-			pthread_cond_wait(&e->wd_cv, &e->wd_mu);
-			continue;
+	while (!atomic_load(&e->wd_quit)) {
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_nsec += 20 * 1000000L;
+		if (ts.tv_nsec >= 1000000000L) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000L;
 		}
-		int r = pthread_cond_timedwait(&e->wd_cv, &e->wd_mu, &e->wd_deadline);
-		if (r != 0 && e->wd_armed && !e->wd_quit) {
-			e->wd_fired = true;
-			e->wd_armed = false;
+		pthread_cond_timedwait(&e->wd_cv, &e->wd_mu, &ts); /* engine_close signals */
+		uint64_t dl = atomic_load(&e->wd_deadline);
+		if (dl && mono_ms() > dl && atomic_compare_exchange_strong(&e->wd_deadline, &dl, 0)) {
+			atomic_store(&e->wd_fired, true);
 			uc_emu_stop(e->uc);
 		}
 	}
@@ -126,28 +142,14 @@ static void *watchdog(void *arg)
 
 static void wd_arm(struct engine *e, uint32_t ms)
 {
-	pthread_mutex_lock(&e->wd_mu);
-	clock_gettime(CLOCK_REALTIME, &e->wd_deadline);
-	e->wd_deadline.tv_sec += ms / 1000;
-	e->wd_deadline.tv_nsec += (long)(ms % 1000) * 1000000L;
-	if (e->wd_deadline.tv_nsec >= 1000000000L) {
-		e->wd_deadline.tv_sec++;
-		e->wd_deadline.tv_nsec -= 1000000000L;
-	}
-	e->wd_armed = true;
-	e->wd_fired = false;
-	pthread_cond_signal(&e->wd_cv);
-	pthread_mutex_unlock(&e->wd_mu);
+	atomic_store(&e->wd_fired, false);
+	atomic_store(&e->wd_deadline, mono_ms() + ms);
 }
 
 static bool wd_disarm(struct engine *e)
 {
-	pthread_mutex_lock(&e->wd_mu);
-	e->wd_armed = false;
-	bool fired = e->wd_fired;
-	pthread_cond_signal(&e->wd_cv);
-	pthread_mutex_unlock(&e->wd_mu);
-	return fired;
+	atomic_store(&e->wd_deadline, 0);
+	return atomic_load(&e->wd_fired);
 }
 
 /* ---- registers ------------------------------------------------------------------------------ */
@@ -640,6 +642,10 @@ struct engine *engine_open(char *err, size_t errlen)
 	/* One pinned CPU model on every engine (QEMU -cpu Penryn, Bochs core2_penryn_t9600):
 	 * it has PSE, PAE, PGE and NX. */
 	u = uc_ctl_set_cpu_model(e->uc, UC_CPU_X86_PENRYN);
+	/* A few hundred instructions need a small translation cache; the 1 GiB default makes
+	 * every uc_open slow and fat. */
+	if (u == UC_ERR_OK)
+		u = uc_ctl_set_tcg_buffer_size(e->uc, 8u << 20);
 	if (u == UC_ERR_OK)
 		u = uc_hook_add(e->uc, &e->h_code, UC_HOOK_CODE, (void *)hook_code, e, 1, 0);
 	if (u == UC_ERR_OK)
@@ -680,7 +686,7 @@ void engine_close(struct engine *e)
 	if (!e)
 		return;
 	pthread_mutex_lock(&e->wd_mu);
-	e->wd_quit = true;
+	atomic_store(&e->wd_quit, true);
 	pthread_cond_signal(&e->wd_cv);
 	pthread_mutex_unlock(&e->wd_mu);
 	pthread_join(e->wd, NULL);
@@ -794,8 +800,11 @@ static void reset_memory(struct engine *e)
 			continue;
 		uint64_t off = p << PGSHIFT;
 		uint64_t pa = e->base + off;
+		/* Code changed behind the translated blocks (self-modifying code): flush them. The
+		 * shim's data area shares its page and changes every run; it holds no code. */
+		size_t code_len = pa == img->shim_pa ? SHIM_CODE_LEN : PGSIZE;
 		if (pa == img->shim_pa || pa == img->w[SP_HOST].obj_pa[OBJ_CODE] || pa == img->w[SP_MON].obj_pa[OBJ_CODE])
-			code |= memcmp(e->live + off, img->pm.bytes + off, PGSIZE) != 0;
+			code |= memcmp(e->live + off, img->pm.bytes + off, code_len) != 0;
 		memcpy(e->live + off, img->pm.bytes + off, PGSIZE);
 		e->dirty[p] = 0;
 	}

@@ -19,6 +19,7 @@ void pl_free(struct pipeline *p)
 	if (p->have_img)
 		image_free(&p->img);
 	engine_close(p->eng);
+	p->loaded = false;
 	trace_free(&p->t);
 	p->have_code = p->have_img = false;
 	p->eng = NULL;
@@ -29,6 +30,7 @@ enum pl_status pl_load_code(struct pipeline *p, const char *dir)
 	if (p->have_code)
 		code_free(&p->code);
 	p->have_code = code_load(dir, &p->code, p->err, sizeof p->err);
+	p->loaded = false;
 	return p->have_code ? PL_OK : PL_INPUT;
 }
 
@@ -41,6 +43,7 @@ enum pl_status pl_set_scenario(struct pipeline *p, const struct scenario *sc, co
 		image_free(&p->img);
 		p->have_img = false;
 	}
+	p->loaded = false;
 	enum sc_reason r = scenario_validate(&p->sc, &err);
 	if (r == SC_OK)
 		r = scenario_check_unswitched(&p->sc, &p->code.sw, &err);
@@ -81,10 +84,11 @@ enum pl_status pl_run(struct pipeline *p)
 		snprintf(p->err, sizeof p->err, "unicorn: %s", err);
 		return PL_UNAVAILABLE;
 	}
-	if (!engine_load(p->eng, &p->img, err, sizeof err)) {
+	if (!p->loaded && !engine_load(p->eng, &p->img, err, sizeof err)) {
 		snprintf(p->err, sizeof p->err, "engine: %s", err);
 		return PL_INTERNAL;
 	}
+	p->loaded = true; /* the engine keeps the image until the next scenario */
 	struct run_limits lim = {0, 0, true};
 	if (!engine_run(p->eng, &p->t, &lim)) {
 		snprintf(p->err, sizeof p->err, "engine: %s", p->t.end_detail);

@@ -21,6 +21,7 @@ struct pipeline {
 	struct trace t;
 	struct verdict v;
 	bool have_code, have_img;
+	bool loaded;        /* eng holds img */
 	char err[640];      /* one line: "FILE: FIELD: what" for PL_INPUT, the cause for PL_INTERNAL */
 };
 

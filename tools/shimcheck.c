@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "pipeline.h"
+#include "bench.h"
 #include "report.h"
 
 #define DEFAULT_VARIANT "literal"
@@ -30,6 +31,7 @@ struct opts {
 	const char *scenario;
 	const char *trace;
 	const char *format;
+	double seconds;
 	int json;
 };
 
@@ -42,6 +44,7 @@ static void usage(FILE *f)
 		"  run      run the round trips and check them (the default command)\n"
 		"  trace    run and print the review trace: bytes, disassembly, state changes, verdicts\n"
 		"  rules    list the rule IDs with what each one checks\n"
+		"  bench    time the engine floor, the checked round trip and a cold start (--seconds N)\n"
 		"\n"
 		"options:\n"
 		"  --variant NAME     shim variant under build/shim/ (default: %s)\n"
@@ -85,6 +88,7 @@ static int parse(int argc, char **argv, struct opts *o)
 		{"scenario", required_argument, NULL, 's'}, {"trace", required_argument, NULL, 't'},
 		{"format", required_argument, NULL, 'f'},   {"json", no_argument, NULL, 'j'},
 		{"help", no_argument, NULL, 'h'},           {"version", no_argument, NULL, 'V'},
+		{"seconds", required_argument, NULL, 'S'},
 		{NULL, 0, NULL, 0}};
 	memset(o, 0, sizeof *o);
 	o->cmd = "run";
@@ -104,6 +108,15 @@ static int parse(int argc, char **argv, struct opts *o)
 		case 't': o->trace = optarg; break;
 		case 'f': o->format = optarg; break;
 		case 'j': o->json = 1; break;
+		case 'S': {
+			char *end;
+			o->seconds = strtod(optarg, &end);
+			if (*end || !(o->seconds > 0 && o->seconds <= 3600)) {
+				fprintf(stderr, "shimcheck: command line: --seconds: '%s' is not a number of seconds (0..3600]\n", optarg);
+				return EXIT_INPUT;
+			}
+			break;
+		}
 		case 'h': usage(stdout); exit(EXIT_OK);
 		case 'V': printf("shimcheck %s (unicorn %s)\n", SHIMCHECK_VERSION, engine_version()); exit(EXIT_OK);
 		default:
@@ -173,8 +186,8 @@ int main(int argc, char **argv)
 		usage(stdout);
 		return EXIT_OK;
 	}
-	bool trace_cmd = strcmp(o.cmd, "trace") == 0;
-	if (!trace_cmd && strcmp(o.cmd, "run") != 0) {
+	bool trace_cmd = strcmp(o.cmd, "trace") == 0, bench_cmd = strcmp(o.cmd, "bench") == 0;
+	if (!trace_cmd && !bench_cmd && strcmp(o.cmd, "run") != 0) {
 		fprintf(stderr, "shimcheck: command line: unknown command '%s' (see --help)\n", o.cmd);
 		return EXIT_INPUT;
 	}
@@ -199,6 +212,11 @@ int main(int argc, char **argv)
 	enum pl_status st = pl_load_code(&p, dir);
 	if (st == PL_OK)
 		st = pl_load_scenario(&p, scen);
+	if (st == PL_OK && bench_cmd) {
+		rc = bench_run(&p, o.seconds > 0 ? o.seconds : 6);
+		pl_free(&p);
+		return rc;
+	}
 	if (st == PL_OK)
 		st = pl_run(&p);
 	if (st != PL_OK && st != PL_VIOLATION) {

@@ -1,0 +1,116 @@
+/*
+ * bench.c: `shimcheck bench`: how fast the checker runs, on this machine, in one run.
+ *
+ *   raw      the same round trips in Unicorn with recording off (the engine floor)
+ *   checked  full recording and every checker
+ *   cold     a fresh engine each time (uc_open, map, load, run, check, close)
+ *
+ * Each figure is the median of several timed batches of one round trip set.
+ */
+#include "bench.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+
+static double now_s(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static int cmp_d(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+	return x < y ? -1 : x > y;
+}
+
+/* Median microseconds per call of fn over batches filling about `seconds`. */
+static double time_us(double seconds, int (*fn)(struct pipeline *), struct pipeline *p, long *calls)
+{
+	enum { BATCHES = 9 };
+	double per[BATCHES];
+	long total = 0;
+	/* calibrate: how many calls fit in seconds/BATCHES */
+	long n = 1;
+	for (;;) {
+		double t0 = now_s();
+		for (long i = 0; i < n; i++)
+			if (fn(p) != 0)
+				return -1;
+		double dt = now_s() - t0;
+		total += n;
+		if (dt > seconds / BATCHES / 4 || n > (1L << 24))
+			break;
+		n *= 2;
+	}
+	long per_batch = n * 4 > 0 ? n * 4 : 1;
+	for (int b = 0; b < BATCHES; b++) {
+		double t0 = now_s();
+		for (long i = 0; i < per_batch; i++)
+			if (fn(p) != 0)
+				return -1;
+		per[b] = (now_s() - t0) * 1e6 / (double)per_batch;
+		total += per_batch;
+	}
+	qsort(per, BATCHES, sizeof per[0], cmp_d);
+	if (calls)
+		*calls = total;
+	return per[BATCHES / 2];
+}
+
+static int raw_once(struct pipeline *p)
+{
+	struct run_limits lim = {0, 0, false};
+	return engine_run(p->eng, &p->t, &lim) && p->t.end == END_DONE ? 0 : 1;
+}
+
+static int checked_once(struct pipeline *p)
+{
+	return pl_run(p) == PL_OK ? 0 : 1;
+}
+
+static int cold_once(struct pipeline *p)
+{
+	engine_close(p->eng);
+	p->eng = NULL;
+	p->loaded = false;
+	return pl_run(p) == PL_OK ? 0 : 1;
+}
+
+static long rss_mib(void)
+{
+	struct rusage ru;
+	getrusage(RUSAGE_SELF, &ru);
+	return ru.ru_maxrss / 1024;
+}
+
+int bench_run(struct pipeline *p, double seconds)
+{
+	if (pl_run(p) != PL_OK) {
+		fprintf(stderr, "shimcheck bench: the scenario does not pass, nothing to time: %s\n", p->err);
+		return 1;
+	}
+	double share = seconds / 3;
+	long nraw = 0, nchk = 0, ncold = 0;
+	double raw = time_us(share, raw_once, p, &nraw);
+	double chk = time_us(share, checked_once, p, &nchk);
+	double cold = time_us(share / 4, cold_once, p, &ncold);
+	if (raw < 0 || chk < 0 || cold < 0) {
+		fprintf(stderr, "shimcheck bench: a timed run failed: %s\n", p->err);
+		return 3;
+	}
+	uint32_t rounds = p->img.rounds;
+	printf("%-10s %12s %14s %10s\n", "measure", "us/run", "round trips/s", "runs");
+	printf("%-10s %12.2f %14.0f %10ld\n", "raw", raw, rounds * 1e6 / raw, nraw);
+	printf("%-10s %12.2f %14.0f %10ld\n", "checked", chk, rounds * 1e6 / chk, nchk);
+	printf("%-10s %12.2f %14.0f %10ld\n", "cold", cold, rounds * 1e6 / cold, ncold);
+	printf("(one run = %u round trips, %u instructions; scenario %s, variant %s)\n", rounds, p->t.n, p->sc.name,
+	       p->code.variant);
+	printf("checked_us=%.2f raw_us=%.2f overhead=%.2fx cold_us=%.2f rss_mib=%ld\n", chk / rounds, raw / rounds,
+	       chk / raw, cold / rounds, rss_mib());
+	return 0;
+}
