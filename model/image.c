@@ -279,6 +279,13 @@ static void fill_data_area(struct image *img, const struct scenario *sc, const s
 	/* The monitor jumps to __monitor2host with its own CS: store the CS offset. */
 	put4(d + D_M2H_ENTRY, sc->shim_lin + code->entry[EP_SHIM_M2H] - m->cs_base);
 	put4(d + D_H2M_ENTRY, sc->shim_lin + code->entry[EP_SHIM_H2M]);
+	put4(d + D_H_CR4, img->w[SP_HOST].regs.cr4);
+	put4(d + D_M_CR4, m->regs.cr4);
+	put4(d + D_SHIM_PA, (uint32_t)img->shim_pa);
+	put4(d + D_MODESWITCH, (img->w[SP_HOST].regs.cr4 ^ m->regs.cr4) & CR4_PAE ? 1 : 0);
+	put4(d + D_TOUCH_N, (uint32_t)sc->ntouch);
+	for (int i = 0; i < sc->ntouch; i++)
+		put4(d + D_TOUCH + 4 * i, sc->touch[i]);
 }
 
 static void load_bins(struct image *img, const struct scenario *sc, const struct shim_code *code)

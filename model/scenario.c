@@ -386,7 +386,7 @@ static enum sc_reason get_world(struct ctx *c, json_t *v, enum sc_space sp)
 static const char *const top_keys[] = {"schema", "name", "description", "paging", "round_trips", "shim",
 				       "cs_wrap", "phys_window", "host", "monitor", "guest", NULL};
 static const char *const window_keys[] = {"base", "size", NULL};
-static const char *const guest_keys[] = {"shim_pte", "maps", NULL};
+static const char *const guest_keys[] = {"shim_pte", "maps", "touch", NULL};
 
 static void defaults(struct scenario *sc)
 {
@@ -473,6 +473,21 @@ static enum sc_reason parse_root(struct ctx *c, json_t *root)
 	sc->guest_shim.lin = sc->shim_lin;
 	if ((x = json_object_get(guest, "maps")))
 		TRY(get_maps(c, x, "guest.maps", sc->guest, &sc->nguest));
+	/* What the guest reads when it runs: by default its page at the shim address. */
+	sc->ntouch = 1;
+	sc->touch[0] = sc->shim_lin;
+	if ((x = json_object_get(guest, "touch"))) {
+		if (!json_is_array(x) || json_array_size(x) < 1 || json_array_size(x) > SC_MAX_TOUCH)
+			return fail(c->err, SC_TYPE, "guest.touch", "must be an array of 1..%d linear addresses", SC_MAX_TOUCH);
+		size_t i;
+		json_t *e;
+		json_array_foreach(x, i, e) {
+			char f[64];
+			snprintf(f, sizeof f, "guest.touch[%zu]", i);
+			TRY(get_linear(c, e, f, &sc->touch[i]));
+		}
+		sc->ntouch = (int)json_array_size(x);
+	}
 	return SC_OK;
 }
 
@@ -646,6 +661,22 @@ enum sc_reason scenario_validate(const struct scenario *sc, struct sc_error *err
 					return fail(err, SC_OVERLAP, join(f, sizeof f, m->field, "linear"),
 						    "0x%08x is also mapped by %s", m->lin, w->maps[j].field);
 		}
+	}
+	if (sc->ntouch < 1 || sc->ntouch > SC_MAX_TOUCH)
+		return fail(err, SC_RANGE, "guest.touch", "1..%d addresses", SC_MAX_TOUCH);
+	for (int i = 0; i < sc->ntouch; i++) {
+		snprintf(f, sizeof f, "guest.touch[%d]", i);
+		if ((sc->touch[i] & 0xFFF) > 0xFFC)
+			return fail(err, SC_RANGE, f, "0x%08x: a dword read there would cross a page", sc->touch[i]);
+		/* The guest reads only its own present memory. */
+		const struct sc_map *m = NULL;
+		if ((sc->touch[i] & ~(PGSIZE - 1)) == sc->shim_lin)
+			m = &sc->guest_shim;
+		for (int j = 0; j < sc->nguest && !m; j++)
+			if (covers(&sc->guest[j], large_size(sc, SP_MON), sc->touch[i]))
+				m = &sc->guest[j];
+		if (!m || (m->has_raw && !(m->raw & PTE_P)))
+			return fail(err, SC_RANGE, f, "0x%08x is not in a present guest mapping", sc->touch[i]);
 	}
 	/* The guest's mappings live in the monitor space next to the monitor's own. */
 	const struct sc_world *mw = &sc->w[SP_MON];

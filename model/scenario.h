@@ -21,6 +21,7 @@
 #define SC_NAME_MAX 64
 #define SC_MAX_ROUNDS 64
 #define SC_GUEST_PAGES 16
+#define SC_MAX_TOUCH 16
 
 /* The closed list of reasons a scenario can be rejected. */
 #define SC_REASONS(X)                                                                        \
@@ -94,6 +95,8 @@ struct scenario {
 	bool cs_wrap;             /* monitor enters the shim through a CS that wraps at 4 GiB */
 	struct sc_world w[2];     /* SP_HOST, SP_MON */
 	struct sc_map guest_shim; /* the guest's own entry at shim_lin in the monitor space */
+	int ntouch;
+	uint32_t touch[SC_MAX_TOUCH]; /* linear addresses the guest reads when it runs */
 	int nguest;
 	struct sc_map guest[SC_MAX_MAPS];
 	uint64_t phys_base, phys_size; /* the physical window */

@@ -26,7 +26,8 @@
 	X(PB_MAGIC, 0x00)  /* parameter block: magic */                                        \
 	X(PB_DATA, 0x04)   /* linear address of the shim data area, in this binary's space */ \
 	X(PB_ROUNDS, 0x08) /* host: round trips to run */                                      \
-	X(PB_SIZE, 0x10)   /* code may start here */
+	X(PB_SIZE, 0x10)   /* code may start here */                                           \
+	X(SHIM_TOUCH_MAX, 16)
 
 /* Data-area fields: X(name, offset, size, what). Offsets are from the start of the data area.
  * Pseudo-descriptors (GDTR/IDTR) are 6 bytes: limit word, then base dword.
@@ -54,7 +55,15 @@
 	X(D_ROUNDS, 0x80, 4, "round trips completed (the monitor counts)")                       \
 	X(D_GUEST_SEEN, 0x84, 4, "dword the monitor read at the shim address with the guest PTE in place") \
 	X(D_M2H_ENTRY, 0x88, 4, "linear address of __monitor2host (from the manifest)")          \
-	X(D_H2M_ENTRY, 0x8C, 4, "linear address of __host2monitor (from the manifest)")
+	X(D_H2M_ENTRY, 0x8C, 4, "linear address of __host2monitor (from the manifest)")          \
+	X(D_H_CR4, 0x90, 4, "host CR4 (saved by host2monitor in variants that switch CR4)")        \
+	X(D_M_CR4, 0x94, 4, "monitor CR4")                                                        \
+	X(D_H_XCR3, 0x98, 4, "host-mode transition tables: shim page + identity map (0: none)")   \
+	X(D_M_XCR3, 0x9C, 4, "monitor-mode transition tables: shim page + identity map (0: none)") \
+	X(D_SHIM_PA, 0xA0, 4, "physical address of the shim page")                               \
+	X(D_MODESWITCH, 0xA4, 4, "1 when the two spaces page in different modes (PAE differs)")   \
+	X(D_TOUCH_N, 0xA8, 4, "how many linear addresses the guest reads when it runs")           \
+	X(D_TOUCH, 0xAC, 64, "those addresses (at most SHIM_TOUCH_MAX dwords)")
 
 #define SHIM_X_ENUM(name, value) name = (value),
 #define SHIM_X_FIELD_ENUM(name, off, size, what) name = (off), name##_SIZE = (size),

@@ -38,8 +38,16 @@ monitor_start:
 monitor_loop:
 	call restore_guest_pte
 guest_run:
-	mov edi, [esi + D_SHIM_LIN]
-	mov eax, [edi]			; "the guest": touches its own page at the shim address
+	; "the guest": reads each address of its touch list (by default its own page at the
+	; shim address), folding what it sees into D_GUEST_SEEN
+	xor eax, eax
+	xor ecx, ecx
+.touch:
+	mov edi, [esi + D_TOUCH + 4 * ecx]
+	xor eax, [edi]
+	inc ecx
+	cmp ecx, [esi + D_TOUCH_N]
+	jb .touch
 	mov [esi + D_GUEST_SEEN], eax
 	inc dword [esi + D_ROUNDS]
 	call monitor2host
