@@ -95,6 +95,15 @@ static uint64_t frame_pa(struct image *img, const struct scenario *sc, const str
 	return 0;
 }
 
+/* Remember a global leaf mapping: with CR4.PGE its translation may outlive MOV CR3. */
+static void note_global(struct image *img, struct pt_builder *b, const struct sc_map *m, uint64_t pa)
+{
+	struct world *w = b->root == img->w[SP_HOST].pt_root ? &img->w[SP_HOST] : &img->w[SP_MON];
+	uint32_t size = m->large ? (b->mode == PM_PAE ? PAE_LARGE : PSE_SIZE) : PGSIZE;
+	if (w->nglobal < (int)(sizeof w->global / sizeof w->global[0]))
+		w->global[w->nglobal++] = (struct img_global){m->lin, size, pa};
+}
+
 static enum sc_reason map_one(struct image *img, const struct scenario *sc, struct pt_builder *b,
 			      const struct sc_map *m, struct sc_error *err)
 {
@@ -114,6 +123,8 @@ static enum sc_reason map_one(struct image *img, const struct scenario *sc, stru
 			phys_write8(b->pm, at, raw);
 		else
 			phys_write4(b->pm, at, (uint32_t)raw);
+		if ((raw & (PTE_P | PTE_G)) == (PTE_P | PTE_G))
+			note_global(img, b, m, raw & (b->mode == PM_PAE ? PAE_ADDR_MASK : PGMASK));
 		return SC_OK;
 	}
 	bool ok;
@@ -121,6 +132,8 @@ static enum sc_reason map_one(struct image *img, const struct scenario *sc, stru
 	if (!ok)
 		return fail(err, SC_FULL, m->field, "no room for the frame it names");
 	ok = m->large ? pt_map_large(b, m->lin, pa, m->flags, m->flags_hi) : pt_map4k(b, m->lin, pa, m->flags, m->flags_hi);
+	if (ok && (m->flags & PTE_G))
+		note_global(img, b, m, pa);
 	if (!ok) {
 		snprintf(why, sizeof why, "the page tables cannot map 0x%08x here", m->lin);
 		return fail(err, img->next_free + PGSIZE > img->pm.base + img->pm.size ? SC_FULL : SC_PAGING, m->field, why);
@@ -201,6 +214,7 @@ static enum sc_reason build_space(struct image *img, const struct scenario *sc, 
 		[MOBJ_SHIM_ALIAS] = PTE_W | PTE_A | PTE_D,
 		[MOBJ_PT_WINDOW] = PTE_W | PTE_A | PTE_D,
 	};
+	w->pt_root = b->root; /* first: note_global() tells the spaces apart by it */
 	int nobj = sp == SP_HOST ? OBJ_NWORLD : MOBJ_SHIM_ALIAS + 1; /* the PT window comes last */
 	for (int i = 0; i < nobj; i++) {
 		uint64_t pa = i == MOBJ_SHIM_ALIAS ? img->shim_pa : w->obj_pa[i];

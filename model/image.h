@@ -48,6 +48,11 @@ struct world {
 	uint64_t pt_root;
 	int npt;
 	uint64_t pt_pages[64];   /* physical pages holding this space's paging structures */
+	int nglobal;             /* global leaf mappings (G=1) the scenario gives this space */
+	struct img_global {
+		uint32_t lin, size;
+		uint64_t pa;
+	} global[2 * SC_MAX_MAPS];
 };
 
 #define IMG_MAX_SYMS (CODE_MAX_SYMS)

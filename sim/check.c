@@ -153,12 +153,60 @@ static bool covers(const struct pending *p, uint32_t lin)
 	return lin - p->lin < p->size;
 }
 
+/* Global translations a worst-case TLB may still hold from the space it left: every global
+ * leaf mapping of that space (valid since the last full flush, so possibly cached, even by
+ * speculation), kept across MOV CR3 while CR4.PGE=1. */
+struct survivor {
+	int space;
+	uint32_t lin, size;
+	uint64_t pa;
+	uint32_t insn; /* the MOV CR3 it survived */
+};
+
+#define MAX_SURVIVORS (4 * SC_MAX_MAPS)
+
+static void check_global_use(const struct trace *t, uint32_t i, struct survivor *sv, int *ns, struct verdict *v)
+{
+	const struct tr_insn *in = &t->insn[i];
+	for (int k = 0; k < *ns; k++) {
+		const struct survivor *s = &sv[k];
+		if (s->space == in->space)
+			continue; /* back in its own space the entry is right again */
+		uint32_t lin = 0;
+		uint64_t pa = UINT64_MAX;
+		if (in->cpu.eip - s->lin < s->size) {
+			lin = in->cpu.eip;
+			pa = in->pa;
+		}
+		for (uint32_t m = 0; m < in->mem_n && pa == UINT64_MAX; m++) {
+			const struct tr_mem *a = &t->mem[in->mem_first + m];
+			if (a->lin_known && a->lin - s->lin < s->size) {
+				lin = a->lin;
+				pa = a->pa;
+			}
+		}
+		if (pa == UINT64_MAX)
+			continue;
+		uint64_t stale = s->pa + (lin - s->lin);
+		if ((stale & ~(uint64_t)0xFFF) != (pa & ~(uint64_t)0xFFF)) {
+			report(v, R_GLOBAL, i, "0x%08" PRIx32 " may still translate to 0x%" PRIx64 " through the %s's global "
+			       "entry that survived MOV CR3 at #%u (CR4.PGE=1); this space maps it to 0x%" PRIx64, lin, stale,
+			       sc_space_name((enum sc_space)s->space), s->insn, pa);
+			sv[k] = sv[--*ns]; /* one report per entry */
+			k--;
+		}
+	}
+}
+
 void check_tlb(const struct trace *t, const struct image *img, struct verdict *v)
 {
 	struct pending pend[MAX_PENDING];
 	int np = 0;
+	struct survivor sv[MAX_SURVIVORS];
+	int ns = 0;
 	for (uint32_t i = 0; i < t->n; i++) {
 		const struct tr_insn *in = &t->insn[i];
+		check_global_use(t, i, sv, &ns, v);
 		/* Uses by this instruction: the fetch, then its data accesses. */
 		for (int p = 0; p < np; p++) {
 			if (pend[p].space != in->space)
@@ -190,27 +238,44 @@ void check_tlb(const struct trace *t, const struct image *img, struct verdict *v
 						report(v, R_STALE, i, "the guest runs while 0x%08" PRIx32 "+0x%" PRIx32
 						       " may still translate through the entry changed at #%u",
 						       pend[p].lin, pend[p].size, pend[p].insn);
-			} else if (ev->kind == EV_PTE_WRITE && ev->lin_size && ev->space == in->space && ev->b != ev->c) {
-				if (np < MAX_PENDING) {
-					bool leaf4k = ev->lin_size == PGSIZE;
-					pend[np++] = (struct pending){ev->lin, ev->lin_size, ev->space,
-								      (ev->b & PTE_G) && (leaf4k || (ev->b & PTE_PS)),
-								      !leaf4k && (ev->b & PTE_PS), i, ev->a};
-				}
+			} else if (ev->kind == EV_PTE_WRITE && ev->lin_size && ev->space == in->space && ev->b != ev->c &&
+				   ev->stale) {
+				/* Only a translation that was present can be cached, and so be stale. */
+				if (np < MAX_PENDING)
+					pend[np++] = (struct pending){ev->lin, ev->lin_size, ev->space, ev->global, ev->large,
+								      i, ev->a};
 			} else if (ev->kind == EV_INVLPG) {
 				for (int p = 0; p < np; p++)
 					if (covers(&pend[p], (uint32_t)ev->a) && (pend[p].size == PGSIZE || pend[p].large_leaf)) {
 						pend[p] = pend[--np];
 						p--;
 					}
+				for (int k = 0; k < ns; k++) /* INVLPG drops global entries too */
+					if ((uint32_t)ev->a - sv[k].lin < sv[k].size) {
+						sv[k] = sv[--ns];
+						k--;
+					}
 			} else if (ev->kind == EV_MOV_CR3 || ev->kind == EV_MOV_CR0 || ev->kind == EV_MOV_CR4) {
 				bool pge = (in->cpu.cr4 & CR4_PGE) != 0;
-				bool all = ev->kind != EV_MOV_CR3; /* CR0.PG / CR4.PGE writes flush globals too: be lenient */
+				/* A CR4 write that changes PGE, or a CR0.PG change, flushes global entries too. */
+				bool all = ev->kind != EV_MOV_CR3 &&
+					   (ev->kind == EV_MOV_CR4 ? ((ev->a ^ ev->b) & CR4_PGE) != 0 : ((ev->a ^ ev->b) & CR0_PG) != 0);
+				if (ev->kind != EV_MOV_CR3 && !all)
+					continue;
 				for (int p = 0; p < np; p++)
 					if (all || !pend[p].global || !pge) {
 						pend[p] = pend[--np];
 						p--;
 					}
+				if (all || !pge) {
+					ns = 0;
+				} else if (in->space >= 0) {
+					/* Leaving in->space with PGE on: its global entries may survive. */
+					const struct world *w = &img->w[in->space];
+					for (int g = 0; g < w->nglobal && ns < MAX_SURVIVORS; g++)
+						sv[ns++] = (struct survivor){in->space, w->global[g].lin, w->global[g].size,
+									     w->global[g].pa, i};
+				}
 			}
 		}
 	}

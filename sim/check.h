@@ -20,6 +20,7 @@
 	X(R_ORDER, "ORDER", "each shim half runs the switch events in the order its variant declares, each exactly once") \
 	X(R_INVLPG, "INVLPG", "a page whose PTE changed is used only after INVLPG of it or a CR3 reload")           \
 	X(R_STALE, "STALE-TLB", "when the guest gets control, no changed translation is left uninvalidated")        \
+	X(R_GLOBAL, "TLB-GLOBAL", "no access can hit a global translation of the other space that survived MOV CR3 (CR4.PGE)") \
 	X(R_TSS_BUSY, "TSS-BUSY", "LTR finds its TSS descriptor available (busy bit cleared), else #GP")           \
 	X(R_SHIM_FETCH, "SHIM-FETCH", "from the jump into the shim to the far jump, every instruction comes from the shim page") \
 	X(R_IF, "IF-WINDOW", "interrupts stay disabled (IF=0) throughout the switch window")                      \

@@ -471,6 +471,89 @@ static uint64_t read_le(const uint8_t *p, int size)
 	return v;
 }
 
+#define PDE_SCAN_MAX 16
+
+static struct tr_event *pte_event(struct engine *e, int s, uint64_t pa, int size, uint64_t value, uint64_t old,
+				  uint32_t lin, uint32_t lin_size)
+{
+	struct tr_event *ev = trace_add_event(e->t, e->t->n - 1, EV_PTE_WRITE);
+	if (ev) {
+		ev->a = pa, ev->b = old, ev->c = value, ev->space = s, ev->size = (uint8_t)size;
+		ev->lin = lin, ev->lin_size = lin_size;
+	}
+	return ev;
+}
+
+/* A write into paging structures of space s: one event per linear region whose translation
+ * it changes, saying whether the old translation could be in a TLB. A PDE that pointed to a
+ * page table is resolved into the pages that table mapped (up to PDE_SCAN_MAX), since only
+ * present translations can be cached. Returns the number of events. */
+static int pte_events(struct engine *e, int s, uint64_t pa, int size, uint64_t value, uint64_t old)
+{
+	const struct image *img = e->img;
+	const struct paging_regs *r = space_of(img, e->cur.cr3) == s ? &e->regs : &img->w[s].regs;
+	bool pae = (r->cr4 & CR4_PAE) != 0;
+	uint64_t esz = pae ? 8 : 4, mask = pae ? PAE_ADDR_MASK : PGMASK;
+	uint64_t entry_pa = pa & ~(esz - 1);
+	uint64_t entry = 0;
+	if (pae)
+		phys_read8(&e->pm, entry_pa, &entry);
+	else {
+		uint32_t v32 = 0;
+		phys_read4(&e->pm, entry_pa, &v32);
+		entry = v32;
+	}
+	struct lin_region reg[8];
+	int n = paging_reverse(&e->pm, r, entry_pa, reg, 8), nev = 0;
+	for (int i = 0; i < n; i++) {
+		bool present = entry & PTE_P;
+		bool large = reg[i].level == 1 && (entry & PTE_PS) && (pae || (r->cr4 & CR4_PSE));
+		if (reg[i].level == 1 && present && !large) {
+			/* Which pages did the old page table map? */
+			uint64_t table = entry & mask;
+			unsigned cnt = pae ? 512 : 1024, hits = 0;
+			uint32_t lins[PDE_SCAN_MAX];
+			bool glob[PDE_SCAN_MAX];
+			for (unsigned j = 0; j < cnt && hits <= PDE_SCAN_MAX; j++) {
+				uint64_t pte = 0;
+				if (pae)
+					phys_read8(&e->pm, table + 8 * j, &pte);
+				else {
+					uint32_t v32 = 0;
+					phys_read4(&e->pm, table + 4 * j, &v32);
+					pte = v32;
+				}
+				if (!(pte & PTE_P))
+					continue;
+				if (hits < PDE_SCAN_MAX) {
+					lins[hits] = reg[i].lin + (j << PGSHIFT);
+					glob[hits] = (pte & PTE_G) != 0;
+				}
+				hits++;
+			}
+			if (hits <= PDE_SCAN_MAX) {
+				for (unsigned j = 0; j < hits; j++) {
+					struct tr_event *ev = pte_event(e, s, pa, size, value, old, lins[j], PGSIZE);
+					if (ev)
+						ev->stale = true, ev->global = glob[j];
+					nev++;
+				}
+				if (hits == 0 && pte_event(e, s, pa, size, value, old, reg[i].lin, reg[i].size))
+					nev++; /* nothing was cached, but the entry did change */
+				continue;
+			}
+		}
+		struct tr_event *ev = pte_event(e, s, pa, size, value, old, reg[i].lin, reg[i].size);
+		if (ev) {
+			ev->stale = present;
+			ev->global = present && (entry & PTE_G) && (reg[i].level == 2 || large);
+			ev->large = large;
+		}
+		nev++;
+	}
+	return nev;
+}
+
 static void watch_write(struct engine *e, uint64_t pa, int size, uint64_t value, uint64_t old)
 {
 	struct trace *t = e->t;
@@ -478,18 +561,9 @@ static void watch_write(struct engine *e, uint64_t pa, int size, uint64_t value,
 	const struct image *img = e->img;
 	struct tr_event *ev;
 	if (image_pt_space(img, pa) >= 0) {
-		/* One event per linear region (per space) whose translation this entry feeds. */
 		int nev = 0;
-		for (int s = 0; s < 2; s++) {
-			const struct paging_regs *r = space_of(img, e->cur.cr3) == s ? &e->regs : &img->w[s].regs;
-			struct lin_region reg[8];
-			uint64_t esz = (r->cr4 & CR4_PAE) ? 8 : 4;
-			int n = paging_reverse(&e->pm, r, pa & ~(esz - 1), reg, 8);
-			for (int i = 0; i < n && (ev = trace_add_event(t, k, EV_PTE_WRITE)); i++, nev++) {
-				ev->a = pa, ev->b = old, ev->c = value, ev->space = s, ev->size = (uint8_t)size;
-				ev->lin = reg[i].lin, ev->lin_size = reg[i].size;
-			}
-		}
+		for (int s = 0; s < 2; s++)
+			nev += pte_events(e, s, pa, size, value, old);
 		if (nev == 0 && (ev = trace_add_event(t, k, EV_PTE_WRITE))) {
 			ev->a = pa, ev->b = old, ev->c = value, ev->space = image_pt_space(img, pa), ev->size = (uint8_t)size;
 		}

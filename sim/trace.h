@@ -61,7 +61,10 @@ struct tr_event {
 	int space;       /* EV_PTE_WRITE: SP_HOST/SP_MON; EV_SHIM_ENTER: direction */
 	uint8_t size;    /* EV_PTE_WRITE: bytes written; EV_FAULT: 1 when b is an error code */
 	uint64_t a, b, c;
-	uint32_t lin, lin_size; /* EV_PTE_WRITE */
+	uint32_t lin, lin_size; /* EV_PTE_WRITE: the linear region whose translation changed */
+	bool stale;             /* EV_PTE_WRITE: the old translation was present (may be cached) */
+	bool global;            /* ... and global */
+	bool large;             /* ... and one large-page TLB entry */
 };
 
 struct tr_mem {
