@@ -138,6 +138,19 @@ static bool load_switches(json_t *m, struct shim_code *c, const char *mf, char *
 	return true;
 }
 
+static bool load_swap(json_t *m, struct shim_code *c, const char *mf, char *err, size_t n)
+{
+	json_t *v = json_object_get(m, "swap");
+	const char *s = json_is_string(v) ? json_string_value(v) : "";
+	if (strcmp(s, "pte") == 0)
+		c->sw.pde_swap = false;
+	else if (strcmp(s, "pde") == 0)
+		c->sw.pde_swap = true;
+	else
+		return bad(err, n, mf, "swap", "must be \"pte\" or \"pde\" (which paging entry the monitor swaps)");
+	return true;
+}
+
 static bool load_bins(json_t *m, struct shim_code *c, const char *dir, const char *mf, char *err, size_t n)
 {
 	json_t *bins = json_object_get(m, "binaries");
@@ -251,7 +264,7 @@ bool code_load(const char *dir, struct shim_code *c, char *err, size_t n)
 	else if (!json_is_string(variant) || !*json_string_value(variant))
 		bad(err, n, mf, "variant", "must be a non-empty string");
 	else if (load_bins(m, c, dir, mf, err, n) && load_entries(m, c, mf, err, n) && load_order(m, c, mf, err, n) &&
-		 load_switches(m, c, mf, err, n))
+		 load_switches(m, c, mf, err, n) && load_swap(m, c, mf, err, n))
 		ok = true;
 	if (ok) {
 		c->abi = (int)abi;

@@ -200,8 +200,63 @@ static uint32_t world_cr4(const struct sc_state *st)
 	       (st->cr4_pge ? CR4_PGE : 0);
 }
 
-static enum sc_reason build_space(struct image *img, const struct scenario *sc, enum sc_space sp,
-				  struct pt_builder *b, struct sc_error *err)
+static uint64_t read_entry(const struct image *img, enum paging_mode mode, uint64_t pa)
+{
+	return mode == PM_PAE ? get8(phys_ptr(&img->pm, pa, 8)) : get4(phys_ptr(&img->pm, pa, 4));
+}
+
+static void write_entry(struct image *img, enum paging_mode mode, uint64_t pa, uint64_t v)
+{
+	if (mode == PM_PAE)
+		phys_write8(&img->pm, pa, v);
+	else
+		phys_write4(&img->pm, pa, (uint32_t)v);
+}
+
+/* PDE swap (plex86's transition page table): the guest's own entry for the shim address is
+ * built in the guest's tables; the monitor's replacement is a whole PDE pointing to a page
+ * table of its own that maps only the shim page. */
+static enum sc_reason swap_pde(struct image *img, const struct scenario *sc, struct pt_builder *b,
+			       struct sc_error *err)
+{
+	struct sc_map g = sc->guest_shim;
+	snprintf(g.field, sizeof g.field, "guest.shim_pte");
+	if (g.large)
+		g.lin = sc->shim_lin & ~((b->mode == PM_PAE ? PAE_LARGE : PSE_SIZE) - 1);
+	enum sc_reason r = map_one(img, sc, b, &g, err);
+	if (r != SC_OK)
+		return r;
+	uint64_t pde = pt_dir_entry_pa(b, sc->shim_lin);
+	uint64_t tpt = b->alloc(b->alloc_ctx);
+	if (!pde || !tpt)
+		return fail(err, SC_FULL, "phys_window", "no room for the transition page table");
+	unsigned esz = pt_entry_size(b->mode);
+	uint32_t idx = b->mode == PM_PAE ? PAE_PTX(sc->shim_lin) : PTX(sc->shim_lin);
+	write_entry(img, b->mode, tpt + esz * idx, img->shim_pa | PTE_P | PTE_W | PTE_A | PTE_D);
+	img->guest_pte = read_entry(img, b->mode, pde);
+	img->shim_pte = tpt | PTE_P | PTE_W | PTE_A;
+	img->shim_pte_pa = pde;
+	write_entry(img, b->mode, pde, img->shim_pte);
+	return SC_OK;
+}
+
+/* Tables in a world's paging mode that map the shim page at its linear address and at its
+ * physical address (identity), for a shim that must turn paging off to change CR4.PAE. */
+static enum sc_reason transition_tables(struct image *img, const struct scenario *sc, enum sc_space sp,
+					struct sc_error *err)
+{
+	struct tracked_alloc t = {img, &img->w[sp]};
+	uint64_t root = alloc_pt(&t);
+	struct pt_builder b = {&img->pm, sc->w[sp].state.paging == SC_PAE ? PM_PAE : PM_32, root, alloc_pt, &t};
+	if (!root || !pt_map4k(&b, sc->shim_lin, img->shim_pa, PTE_W | PTE_A | PTE_D, 0) ||
+	    !pt_map4k(&b, (uint32_t)img->shim_pa, img->shim_pa, PTE_W | PTE_A | PTE_D, 0))
+		return fail(err, SC_FULL, "phys_window", "no room for the transition tables");
+	img->w[sp].xcr3 = (uint32_t)root;
+	return SC_OK;
+}
+
+static enum sc_reason build_space(struct image *img, const struct scenario *sc, const struct shim_code *code,
+				  enum sc_space sp, struct pt_builder *b, struct sc_error *err)
 {
 	const struct sc_world *sw = &sc->w[sp];
 	struct world *w = &img->w[sp];
@@ -223,7 +278,8 @@ static enum sc_reason build_space(struct image *img, const struct scenario *sc, 
 	}
 	/* The shim page: the host maps it for good; in the monitor space the shim mapping sits
 	 * where the guest's entry was (see the file comment). */
-	if (!pt_map4k(b, sc->shim_lin, img->shim_pa, PTE_W | PTE_A | PTE_D, 0))
+	bool pde_swap = code->sw.pde_swap && sp == SP_MON;
+	if (!pde_swap && !pt_map4k(b, sc->shim_lin, img->shim_pa, PTE_W | PTE_A | PTE_D, 0))
 		return fail(err, SC_FULL, "shim", "no room for its page tables");
 	for (int i = 0; i < sw->nmaps; i++) {
 		enum sc_reason r = map_one(img, sc, b, &sw->maps[i], err);
@@ -236,13 +292,13 @@ static enum sc_reason build_space(struct image *img, const struct scenario *sc, 
 			if (r != SC_OK)
 				return r;
 		}
-		img->shim_pte_pa = pt_leaf_pa(b, sc->shim_lin);
 		img->pte_size = pt_entry_size(b->mode);
-		img->shim_pte = b->mode == PM_PAE ? get8(phys_ptr(&img->pm, img->shim_pte_pa, 8))
-						  : get4(phys_ptr(&img->pm, img->shim_pte_pa, 4));
-		/* The guest's own entry there. */
 		const struct sc_map *g = &sc->guest_shim;
-		if (g->has_raw) {
+		if (pde_swap) {
+			enum sc_reason r = swap_pde(img, sc, b, err);
+			if (r != SC_OK)
+				return r;
+		} else if (g->has_raw) {
 			img->guest_pte = g->raw;
 		} else {
 			bool ok;
@@ -250,6 +306,10 @@ static enum sc_reason build_space(struct image *img, const struct scenario *sc, 
 			if (!ok)
 				return fail(err, SC_FULL, "guest.shim_pte", "no room for the frame it names");
 			img->guest_pte = pa | g->flags | PTE_P | (b->mode == PM_PAE ? (uint64_t)g->flags_hi << 32 : 0);
+		}
+		if (!pde_swap) {
+			img->shim_pte_pa = pt_leaf_pa(b, sc->shim_lin);
+			img->shim_pte = read_entry(img, b->mode, img->shim_pte_pa);
 		}
 		/* The monitor's window onto the page table holding that entry. */
 		if (!pt_map4k(b, sw->lin[MOBJ_PT_WINDOW], img->shim_pte_pa & ~(uint64_t)(PGSIZE - 1),
@@ -296,6 +356,8 @@ static void fill_data_area(struct image *img, const struct scenario *sc, const s
 	put4(d + D_H_CR4, img->w[SP_HOST].regs.cr4);
 	put4(d + D_M_CR4, m->regs.cr4);
 	put4(d + D_SHIM_PA, (uint32_t)img->shim_pa);
+	put4(d + D_H_XCR3, img->w[SP_HOST].xcr3);
+	put4(d + D_M_XCR3, m->xcr3);
 	put4(d + D_MODESWITCH, (img->w[SP_HOST].regs.cr4 ^ m->regs.cr4) & CR4_PAE ? 1 : 0);
 	put4(d + D_TOUCH_N, (uint32_t)sc->ntouch);
 	for (int i = 0; i < sc->ntouch; i++)
@@ -382,7 +444,13 @@ enum sc_reason image_build(const struct scenario *sc, const struct shim_code *co
 		if (!root)
 			return fail(err, SC_FULL, "phys_window", "no room for a page directory");
 		struct pt_builder b = {&img->pm, sc->w[s].state.paging == SC_PAE ? PM_PAE : PM_32, root, alloc_pt, &t};
-		enum sc_reason r = build_space(img, sc, (enum sc_space)s, &b, err);
+		enum sc_reason r = build_space(img, sc, code, (enum sc_space)s, &b, err);
+		if (r != SC_OK)
+			return r;
+	}
+	bool modes_differ = (sc->w[SP_HOST].state.paging == SC_PAE) != (sc->w[SP_MON].state.paging == SC_PAE);
+	for (int s = 0; s < 2 && modes_differ && code->sw.paging; s++) {
+		enum sc_reason r = transition_tables(img, sc, (enum sc_space)s, err);
 		if (r != SC_OK)
 			return r;
 	}

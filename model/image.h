@@ -46,6 +46,7 @@ struct world {
 	uint64_t tss_desc_pa;    /* physical address of its TSS descriptor (in its GDT page) */
 	uint64_t obj_pa[OBJ_NMON];
 	uint64_t pt_root;
+	uint32_t xcr3;           /* transition tables in this world's mode (0: none) */
 	int npt;
 	uint64_t pt_pages[64];   /* physical pages holding this space's paging structures */
 	int nglobal;             /* global leaf mappings (G=1) the scenario gives this space */

@@ -88,6 +88,9 @@ bool pt_map4k(struct pt_builder *b, uint32_t lin, uint64_t pa, uint32_t flags, u
 bool pt_map_large(struct pt_builder *b, uint32_t lin, uint64_t pa, uint32_t flags, uint32_t flags_hi);
 /* Physical address of the leaf entry that maps lin (PTE, or PDE of a large page), 0 if none. */
 uint64_t pt_leaf_pa(const struct pt_builder *b, uint32_t lin);
+/* Physical address of the page-directory entry for lin (32-bit: in the PD; PAE: in the PD
+ * its PDPTE points to), 0 if that PD does not exist. */
+uint64_t pt_dir_entry_pa(const struct pt_builder *b, uint32_t lin);
 /* Width in bytes of an entry: 4 in 32-bit paging, 8 in PAE. */
 static inline unsigned pt_entry_size(enum paging_mode m) { return m == PM_PAE ? 8u : 4u; }
 

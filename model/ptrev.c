@@ -70,3 +70,13 @@ int paging_reverse(const struct physmem *pm, const struct paging_regs *r, uint64
 	int n = (r->cr4 & CR4_PAE) ? reverse_pae(pm, r, entry_pa, out, max) : reverse32(pm, r->cr3, entry_pa, out, max);
 	return n < max ? n : max;
 }
+
+uint64_t pt_dir_entry_pa(const struct pt_builder *b, uint32_t lin)
+{
+	if (b->mode != PM_PAE)
+		return (b->root & PGMASK) + 4u * PDX(lin);
+	uint64_t pdpte;
+	if (!phys_read8(b->pm, (b->root & ~(uint64_t)0x1F) + 8u * PAE_PDPX(lin), &pdpte) || !(pdpte & PTE_P))
+		return 0;
+	return (pdpte & PAE_ADDR_MASK) + 8u * PAE_PDX(lin);
+}

@@ -681,10 +681,25 @@ enum sc_reason scenario_validate(const struct scenario *sc, struct sc_error *err
 	/* The guest's mappings live in the monitor space next to the monitor's own. */
 	const struct sc_world *mw = &sc->w[SP_MON];
 	uint32_t lsize = large_size(sc, SP_MON);
-	if (sc->guest_shim.large)
-		return fail(err, SC_PAGING, "guest.shim_pte.size",
-			    "the shim page is remapped by one PTE: a large guest page there needs a PDE swap");
 	TRY(check_frame(sc, &sc->guest_shim, lsize, err));
+	if (sc->guest_shim.large && mw->state.paging == SC_4K)
+		return fail(err, SC_PAGING, "guest.shim_pte.size", "large pages need paging \"pse\" or \"pae\"");
+	if (sc->guest_shim.large) {
+		struct sc_map big = sc->guest_shim;
+		big.lin = sc->shim_lin & ~(lsize - 1);
+		for (int i = 0; i < sc->nguest; i++)
+			if (covers(&big, lsize, sc->guest[i].lin) || covers(&sc->guest[i], lsize, big.lin))
+				return fail(err, SC_PAGING, join(f, sizeof f, sc->guest[i].field, "linear"),
+					    "0x%08x lies under the guest's large page at the shim address", sc->guest[i].lin);
+		for (int i = 0; i < OBJ_NMON; i++)
+			if ((mw->lin[i] & ~(lsize - 1)) == big.lin)
+				return fail(err, SC_PAGING, "guest.shim_pte.size",
+					    "the large page would cover monitor.layout.%s", sc_obj_name(i));
+		for (int i = 0; i < mw->nmaps; i++)
+			if (covers(&big, lsize, mw->maps[i].lin) || covers(&mw->maps[i], lsize, big.lin))
+				return fail(err, SC_PAGING, "guest.shim_pte.size", "the large page would cover %s",
+					    mw->maps[i].field);
+	}
 	if (sc->guest_shim.has_raw && mw->state.paging != SC_PAE && sc->guest_shim.raw > 0xFFFFFFFFull)
 		return fail(err, SC_RANGE, "guest.shim_pte.raw", "a 32-bit paging entry has 32 bits");
 	if (!sc->guest_shim.has_raw && (sc->guest_shim.flags_hi & PTE_NX_HI) && mw->state.paging != SC_PAE)
@@ -758,5 +773,34 @@ enum sc_reason scenario_check_unswitched(const struct scenario *sc, const struct
 	if (!sw->ldtr && h->ldtr != m->ldtr)
 		return fail(err, SC_UNSWITCHED, "monitor.state.ldtr", "host 0x%x, monitor 0x%x: the variant does not switch LDTR",
 			    h->ldtr, m->ldtr);
+	if (sw->paging && (h->paging == SC_PAE) != (m->paging == SC_PAE) && sc->cs_wrap)
+		return fail(err, SC_UNSWITCHED, "cs_wrap",
+			    "the paging-mode switch runs at the shim's physical address and needs a flat monitor CS");
+	if (!sw->pde_swap) {
+		if (sc->guest_shim.large)
+			return fail(err, SC_PAGING, "guest.shim_pte.size",
+				    "the variant remaps the shim page by one PTE: a large guest page there needs a PDE swap");
+		return SC_OK;
+	}
+	/* A PDE swap replaces everything the monitor space maps in the shim's PDE region. */
+	uint32_t region = m->paging == SC_PAE ? PAE_LARGE : PSE_SIZE;
+	uint32_t base = sc->shim_lin & ~(region - 1);
+	const struct sc_world *mw = &sc->w[SP_MON];
+	for (int i = 0; i < OBJ_NMON; i++)
+		if ((mw->lin[i] & ~(region - 1)) == base) {
+			char f[64];
+			snprintf(f, sizeof f, "monitor.layout.%s", sc_obj_name(i));
+			return fail(err, SC_OVERLAP, f, "0x%08x shares the page-directory entry of the shim (0x%08x), which the "
+				    "variant swaps", mw->lin[i], sc->shim_lin);
+		}
+	for (int i = 0; i < mw->nmaps; i++) {
+		uint32_t size = mw->maps[i].large ? region : PGSIZE;
+		if (mw->maps[i].lin - base < region || base - mw->maps[i].lin < size) {
+			char f[128];
+			return fail(err, SC_OVERLAP, join(f, sizeof f, mw->maps[i].field, "linear"),
+				    "0x%08x shares the page-directory entry of the shim (0x%08x), which the variant swaps",
+				    mw->maps[i].lin, sc->shim_lin);
+		}
+	}
 	return SC_OK;
 }

@@ -116,10 +116,12 @@ enum sc_reason scenario_parse(const char *text, size_t len, struct scenario *sc,
  * on generated scenarios (property tests, fuzzer). */
 enum sc_reason scenario_validate(const struct scenario *sc, struct sc_error *err);
 
-/* Variant-dependent check: every piece of state the variant does not switch must agree
- * between the spaces. switches_* say what the variant switches. */
+/* Variant-dependent checks: every piece of state the variant does not switch must agree
+ * between the spaces (SC_UNSWITCHED); a PTE swap cannot displace a large guest page and a
+ * PDE swap must not unmap the monitor's own pages (SC_PAGING, SC_OVERLAP). */
 struct sc_switches {
 	bool paging, cr0_wp, cr4_pge, efer_nxe, ldtr;
+	bool pde_swap; /* the monitor swaps the whole PDE for the shim address, not its PTE */
 };
 enum sc_reason scenario_check_unswitched(const struct scenario *sc, const struct sc_switches *sw,
 					 struct sc_error *err);

@@ -186,6 +186,7 @@ static int write_manifest(int argc, char **argv)
 
 	json_object_set(m, "order", json_object_get(var, "order"));
 	json_object_set(m, "switches", json_object_get(var, "switches"));
+	json_object_set(m, "swap", json_object_get(var, "swap"));
 
 	if (json_dump_file(m, argv[2], JSON_INDENT(2) | JSON_SORT_KEYS) != 0)
 		return fail(argv[2], "cannot write");

@@ -35,9 +35,12 @@ static void report(struct verdict *v, enum rule r, uint32_t insn, const char *fm
 
 static const char *dir_name(enum dir d) { return d == DIR_M2H ? "monitor->host" : "host->monitor"; }
 
+/* In the shim: fetched from the shim's physical page (at its linear address, or at its
+ * identity address while paging is being switched), or at its linear address. */
 static bool in_shim(const struct image *img, const struct tr_insn *in)
 {
-	return (in->cpu.eip & PGMASK) == img->shim_lin;
+	return (in->cpu.eip & PGMASK) == img->shim_lin ||
+	       (in->pa != UINT64_MAX && (in->pa & ~(uint64_t)0xFFF) == img->shim_pa);
 }
 
 int find_windows(const struct trace *t, const struct image *img, struct window *w, int max)
@@ -73,18 +76,21 @@ int find_windows(const struct trace *t, const struct image *img, struct window *
 
 /* ---- ORDER --------------------------------------------------------------------------------- */
 
-static int swe_of(const struct tr_event *ev, enum dir d)
+static int swe_of(const struct tr_event *ev, enum dir d, const struct image *img)
 {
+	enum sc_space target = d == DIR_M2H ? SP_HOST : SP_MON;
 	switch (ev->kind) {
 	case EV_LGDT: return SWE_LGDT;
 	case EV_LIDT: return SWE_LIDT;
 	case EV_LTR: return SWE_LTR;
-	case EV_MOV_CR3: return SWE_MOV_CR3;
+	case EV_MOV_CR3:
+		/* The step is the load of the target's CR3; loads of transition tables are not. */
+		return ((uint32_t)ev->b & PGMASK) == (img->w[target].regs.cr3 & PGMASK) ? SWE_MOV_CR3 : -1;
 	case EV_LSS: return SWE_LSS;
 	case EV_FAR_JMP: return SWE_FAR_JMP;
 	case EV_BUSY_CLEAR:
 		/* Only the target world's TSS counts: clearing another descriptor is not the step. */
-		return (int)ev->b == (d == DIR_M2H ? SP_HOST : SP_MON) ? SWE_BUSY_CLEAR : -1;
+		return (int)ev->b == (int)target ? SWE_BUSY_CLEAR : -1;
 	default: return -1;
 	}
 }
@@ -105,7 +111,7 @@ void check_order(const struct trace *t, const struct image *img, const struct sh
 		for (uint32_t j = w[i].first; j <= w[i].last; j++) {
 			const struct tr_insn *in = &t->insn[j];
 			for (uint32_t k = 0; k < in->ev_n; k++) {
-				int s = swe_of(&t->ev[in->ev_first + k], d);
+				int s = swe_of(&t->ev[in->ev_first + k], d, img);
 				if (s >= 0 && declared[s] && ns < 32) {
 					seen[ns] = (enum swe)s;
 					at[ns++] = j;

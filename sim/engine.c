@@ -420,7 +420,8 @@ static void hook_code(uc_engine *uc, uint64_t address, uint32_t size, void *ud)
 	memcpy(in->text, e->prev->text, sizeof in->text - 1);
 	uint32_t k = t->n - 1;
 	/* Markers: entering the shim page, and the guest getting control. */
-	bool shim = (e->cur.eip & PGMASK) == e->img->shim_lin;
+	bool shim = (e->cur.eip & PGMASK) == e->img->shim_lin ||
+		    (in->pa != UINT64_MAX && (in->pa & ~(uint64_t)0xFFF) == e->img->shim_pa);
 	if (shim && !e->in_shim) {
 		struct tr_event *ev = trace_add_event(t, k, EV_SHIM_ENTER);
 		if (ev) {
@@ -649,14 +650,16 @@ static uint32_t model_error_code(struct engine *e, int vector, uint32_t cr2, boo
 		struct walk w = paging_walk(&e->pm, &e->regs, cr2, acc, 0);
 		return w.status == WALK_FAULT ? w.err : 0;
 	}
-	if (vector == T_GP && d && d->id == X86_INS_LTR) {
-		const struct tr_cpu *c = &in->cpu;
-		uint32_t lin = operand_lin(e, d, c);
+	if (vector >= T_TS && vector <= T_GP && d && d->has_mem) {
+		/* Selector faults of LTR (its operand), far JMP and LSS (the m16:32's selector). */
+		uint32_t lin = operand_lin(e, d, &in->cpu);
+		if (d->id == X86_INS_LJMP || d->id == X86_INS_LSS)
+			lin += 4;
+		else if (d->id != X86_INS_LTR)
+			return 0;
 		struct walk w = paging_walk(&e->pm, &e->regs, lin, ACC_READ, 0);
-		uint64_t sel = 0;
-		if (d->has_mem && w.status == WALK_OK)
-			sel = read_le(phys_ptr(&e->pm, w.pa, 2) ? phys_ptr(&e->pm, w.pa, 2) : (const uint8_t *)"\0\0", 2);
-		return (uint32_t)sel & 0xFFFC;
+		const uint8_t *p = w.status == WALK_OK ? phys_ptr(&e->pm, w.pa, 2) : NULL;
+		return p ? (uint32_t)get2(p) & 0xFFFC : 0;
 	}
 	return 0;
 }
