@@ -355,6 +355,10 @@ static void fill_data_area(struct image *img, const struct scenario *sc, const s
 	put4(d + D_H2M_ENTRY, sc->shim_lin + code->entry[EP_SHIM_H2M]);
 	put4(d + D_H_CR4, img->w[SP_HOST].regs.cr4);
 	put4(d + D_M_CR4, m->regs.cr4);
+	put4(d + D_H_CR0, img->w[SP_HOST].regs.cr0);
+	put4(d + D_M_CR0, m->regs.cr0);
+	put4(d + D_H_EFER, (uint32_t)img->w[SP_HOST].regs.efer);
+	put4(d + D_M_EFER, (uint32_t)m->regs.efer);
 	put4(d + D_SHIM_PA, (uint32_t)img->shim_pa);
 	put4(d + D_H_XCR3, img->w[SP_HOST].xcr3);
 	put4(d + D_M_XCR3, m->xcr3);

@@ -126,6 +126,9 @@ struct sc_switches {
 enum sc_reason scenario_check_unswitched(const struct scenario *sc, const struct sc_switches *sw,
 					 struct sc_error *err);
 
+/* The scenario as a scenario file (malloc'd, NUL-terminated; NULL when out of memory). */
+char *scenario_to_json(const struct scenario *sc, const char *description);
+
 const char *sc_obj_name(int obj);
 const char *sc_space_name(enum sc_space sp);
 

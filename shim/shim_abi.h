@@ -63,7 +63,11 @@
 	X(D_SHIM_PA, 0xA0, 4, "physical address of the shim page")                               \
 	X(D_MODESWITCH, 0xA4, 4, "1 when the two spaces page in different modes (PAE differs)")   \
 	X(D_TOUCH_N, 0xA8, 4, "how many linear addresses the guest reads when it runs")           \
-	X(D_TOUCH, 0xAC, 64, "those addresses (at most SHIM_TOUCH_MAX dwords)")
+	X(D_TOUCH, 0xAC, 64, "those addresses (at most SHIM_TOUCH_MAX dwords)")                  \
+	X(D_H_CR0, 0xEC, 4, "host CR0 (saved by host2monitor in variants that switch CR0.WP)")     \
+	X(D_M_CR0, 0xF0, 4, "monitor CR0")                                                        \
+	X(D_H_EFER, 0xF4, 4, "host EFER, low half (saved in variants that switch EFER.NXE)")       \
+	X(D_M_EFER, 0xF8, 4, "monitor EFER, low half")
 
 #define SHIM_X_ENUM(name, value) name = (value),
 #define SHIM_X_FIELD_ENUM(name, off, size, what) name = (off), name##_SIZE = (size),

@@ -377,6 +377,9 @@ void check_arrival(const struct trace *t, const struct image *img, struct verdic
 #define DIFF(cond, ...) \
 	if (cond) snprintf(bad + strlen(bad), sizeof bad - strlen(bad), __VA_ARGS__)
 		DIFF((c->cr3 & PGMASK) != (tw->regs.cr3 & PGMASK), " CR3=%08" PRIx32 "(want %08" PRIx32 ")", c->cr3, tw->regs.cr3);
+		DIFF(c->cr4 != tw->regs.cr4, " CR4=%08" PRIx32 "(want %08" PRIx32 ")", c->cr4, tw->regs.cr4);
+		DIFF((c->cr0 ^ tw->regs.cr0) & (CR0_PG | CR0_PE | CR0_WP), " CR0=%08" PRIx32 "(want %08" PRIx32 ")", c->cr0,
+		     tw->regs.cr0);
 		DIFF(c->gdtr_base != tw->gdtr.base || c->gdtr_limit != tw->gdtr.limit, " GDTR=%08" PRIx32 "/%x(want %08" PRIx32 "/%x)",
 		     c->gdtr_base, c->gdtr_limit, tw->gdtr.base, tw->gdtr.limit);
 		DIFF(c->idtr_base != tw->idtr.base || c->idtr_limit != tw->idtr.limit, " IDTR=%08" PRIx32 "/%x(want %08" PRIx32 "/%x)",
@@ -448,13 +451,8 @@ void check_restore(const struct trace *t, const struct image *img, struct verdic
 			    t->ev[in->ev_first + k - 1].a == ev->a)
 				continue; /* the same write reported for another region */
 			/* Bring in what memory held (hardware A/D updates), then apply the write. */
-			for (unsigned b = 0; b < ev->size; b++) {
-				uint64_t at = ev->a + b;
-				if (at < pa || at >= pa + esz)
-					continue;
-				unsigned sh = (unsigned)(at - pa) * 8;
-				cur = (cur & ~(0xFFull << sh)) | (((ev->b >> (8 * b)) & 0xFF) << sh);
-			}
+			if (ev->a - (ev->a % esz) == pa)
+				cur = esz == 8 ? ev->old_entry : (ev->old_entry & 0xFFFFFFFFu);
 			if (guest_has_it && !saved) {
 				guest = cur; /* the first change after the guest ran: what the guest left */
 				saved = true;

@@ -86,6 +86,7 @@ struct engine {
 	uint16_t seg_sel[6];
 	const struct decoded *prev;
 	bool in_shim;
+	uint64_t old_entry;        /* the paging entry being written, before the write */
 
 	struct decoded cache[DECODE_CACHE];
 
@@ -384,6 +385,12 @@ static void finish_prev(struct engine *e)
 			    (d->dst_reg == X86_REG_CR3 || d->dst_reg == X86_REG_CR0 || d->dst_reg == X86_REG_CR4);
 	if (paging_write || p->cr3 != c->cr3 || p->cr0 != c->cr0 || p->cr4 != c->cr4)
 		sync_paging(e, paging_write);
+	if (d->id == X86_INS_WRMSR) {
+		/* EFER.NXE decides whether bit 63 of a PAE entry is NX or reserved. */
+		uc_x86_msr efer = {0xC0000080u, 0};
+		if (uc_reg_read(e->uc, UC_X86_REG_MSR, &efer) == UC_ERR_OK)
+			e->regs.efer = efer.value;
+	}
 	sync_segs(e, d->id == X86_INS_LJMP);
 }
 
@@ -481,6 +488,7 @@ static struct tr_event *pte_event(struct engine *e, int s, uint64_t pa, int size
 	if (ev) {
 		ev->a = pa, ev->b = old, ev->c = value, ev->space = s, ev->size = (uint8_t)size;
 		ev->lin = lin, ev->lin_size = lin_size;
+		ev->old_entry = e->old_entry;
 	}
 	return ev;
 }
@@ -504,6 +512,7 @@ static int pte_events(struct engine *e, int s, uint64_t pa, int size, uint64_t v
 		phys_read4(&e->pm, entry_pa, &v32);
 		entry = v32;
 	}
+	e->old_entry = entry;
 	struct lin_region reg[8];
 	int n = paging_reverse(&e->pm, r, entry_pa, reg, 8), nev = 0;
 	for (int i = 0; i < n; i++) {
@@ -563,6 +572,7 @@ static void watch_write(struct engine *e, uint64_t pa, int size, uint64_t value,
 	struct tr_event *ev;
 	if (image_pt_space(img, pa) >= 0) {
 		int nev = 0;
+		e->old_entry = 0;
 		for (int s = 0; s < 2; s++)
 			nev += pte_events(e, s, pa, size, value, old);
 		if (nev == 0 && (ev = trace_add_event(t, k, EV_PTE_WRITE))) {

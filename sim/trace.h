@@ -62,6 +62,7 @@ struct tr_event {
 	uint8_t size;    /* EV_PTE_WRITE: bytes written; EV_FAULT: 1 when b is an error code */
 	uint64_t a, b, c;
 	uint32_t lin, lin_size; /* EV_PTE_WRITE: the linear region whose translation changed */
+	uint64_t old_entry;     /* EV_PTE_WRITE: the whole entry (4 or 8 bytes) before the write */
 	bool stale;             /* EV_PTE_WRITE: the old translation was present (may be cached) */
 	bool global;            /* ... and global */
 	bool large;             /* ... and one large-page TLB entry */

@@ -18,6 +18,7 @@
 
 #include "pipeline.h"
 #include "bench.h"
+#include "fuzz.h"
 #include "report.h"
 
 #define DEFAULT_VARIANT "literal"
@@ -32,6 +33,9 @@ struct opts {
 	const char *trace;
 	const char *format;
 	double seconds;
+	const char *seed;
+	const char *jobs;
+	const char *out;
 	int json;
 };
 
@@ -45,6 +49,8 @@ static void usage(FILE *f)
 		"  trace    run and print the review trace: bytes, disassembly, state changes, verdicts\n"
 		"  rules    list the rule IDs with what each one checks\n"
 		"  bench    time the engine floor, the checked round trip and a cold start (--seconds N)\n"
+		"  fuzz     random scenarios biased toward collisions; findings shrunk into --out\n"
+		"           (--seconds N, --seed S, --jobs J, --out DIR, default build/findings)\n"
 		"\n"
 		"options:\n"
 		"  --variant NAME     shim variant under build/shim/ (default: %s)\n"
@@ -88,7 +94,8 @@ static int parse(int argc, char **argv, struct opts *o)
 		{"scenario", required_argument, NULL, 's'}, {"trace", required_argument, NULL, 't'},
 		{"format", required_argument, NULL, 'f'},   {"json", no_argument, NULL, 'j'},
 		{"help", no_argument, NULL, 'h'},           {"version", no_argument, NULL, 'V'},
-		{"seconds", required_argument, NULL, 'S'},
+		{"seconds", required_argument, NULL, 'S'},  {"seed", required_argument, NULL, 'e'},
+		{"jobs", required_argument, NULL, 'J'},     {"out", required_argument, NULL, 'o'},
 		{NULL, 0, NULL, 0}};
 	memset(o, 0, sizeof *o);
 	o->cmd = "run";
@@ -108,6 +115,9 @@ static int parse(int argc, char **argv, struct opts *o)
 		case 't': o->trace = optarg; break;
 		case 'f': o->format = optarg; break;
 		case 'j': o->json = 1; break;
+		case 'e': o->seed = optarg; break;
+		case 'J': o->jobs = optarg; break;
+		case 'o': o->out = optarg; break;
 		case 'S': {
 			char *end;
 			o->seconds = strtod(optarg, &end);
@@ -187,7 +197,8 @@ int main(int argc, char **argv)
 		return EXIT_OK;
 	}
 	bool trace_cmd = strcmp(o.cmd, "trace") == 0, bench_cmd = strcmp(o.cmd, "bench") == 0;
-	if (!trace_cmd && !bench_cmd && strcmp(o.cmd, "run") != 0) {
+	bool fuzz_cmd = strcmp(o.cmd, "fuzz") == 0;
+	if (!trace_cmd && !bench_cmd && !fuzz_cmd && strcmp(o.cmd, "run") != 0) {
 		fprintf(stderr, "shimcheck: command line: unknown command '%s' (see --help)\n", o.cmd);
 		return EXIT_INPUT;
 	}
@@ -210,6 +221,21 @@ int main(int argc, char **argv)
 	pl_init(&p);
 	struct report_ctx r = {&p, scen, dir};
 	enum pl_status st = pl_load_code(&p, dir);
+	if (st == PL_OK && fuzz_cmd) {
+		struct fuzz_opts fo = {o.seconds > 0 ? o.seconds : 10, 1, 1, o.out ? o.out : "build/findings", false};
+		char *end;
+		if (o.seed && (fo.seed = strtoull(o.seed, &end, 0), *end || !*o.seed)) {
+			fprintf(stderr, "shimcheck: command line: --seed: '%s' is not a number\n", o.seed);
+			return EXIT_INPUT;
+		}
+		if (o.jobs && (fo.jobs = (int)strtol(o.jobs, &end, 10), *end || fo.jobs < 1 || fo.jobs > 64)) {
+			fprintf(stderr, "shimcheck: command line: --jobs: '%s' is not 1..64\n", o.jobs);
+			return EXIT_INPUT;
+		}
+		rc = fuzz_run(&fo, &p);
+		pl_free(&p);
+		return rc;
+	}
 	if (st == PL_OK)
 		st = pl_load_scenario(&p, scen);
 	if (st == PL_OK && bench_cmd) {

@@ -11,7 +11,8 @@
 ;     PAE with paging on: go through transition tables of each mode that map this page at its
 ;     linear address and at its physical address, turn paging off at the identity address,
 ;     switch CR4 and CR3, turn paging on, and come back to the linear address.
-;  4. The target's CR4 (PGE included), then LGDT, LIDT, busy clear, LTR, LSS, far JMP.
+;  4. The target's CR4 (PGE included), EFER (NXE) and CR0 (WP), then LGDT, LIDT, busy
+;     clear, LTR, LSS, far JMP.
 ; Caller's contract (docs/shim-abi.md): IF=0, EBX = linear address of the data area, a flat
 ; CS when D_MODESWITCH is set.
 
@@ -58,6 +59,12 @@ CR4_PGE	equ 0x00000080
 %%in_target:
 	mov eax, [ebx + D_%1_CR4]
 	mov cr4, eax			; the target's CR4, PGE included
+	mov ecx, 0xC0000080
+	rdmsr
+	mov eax, [ebx + D_%1_EFER]
+	wrmsr				; the target's EFER (NXE)
+	mov eax, [ebx + D_%1_CR0]
+	mov cr0, eax			; the target's CR0 (WP)
 	lgdt [ebx + D_%1_GDTR]
 	lidt [ebx + D_%1_IDTR]
 	mov eax, [ebx + D_%1_GDTR + 2]	; target GDT base, mapped in the target space

@@ -1,0 +1,15 @@
+#ifndef SHIMCHECK_TOOLS_FUZZ_H
+#define SHIMCHECK_TOOLS_FUZZ_H
+#include <stdbool.h>
+#include <stdint.h>
+#include "pipeline.h"
+struct fuzz_opts {
+	double seconds;
+	uint64_t seed;
+	int jobs;
+	const char *out;
+	bool quiet;
+};
+/* Run the fuzzer with p's code loaded; returns the exit status (0 none, 1 findings, 2, 3). */
+int fuzz_run(const struct fuzz_opts *o, struct pipeline *p);
+#endif
