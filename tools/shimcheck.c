@@ -21,7 +21,7 @@
 #include "fuzz.h"
 #include "report.h"
 
-#define DEFAULT_VARIANT "literal"
+#define DEFAULT_VARIANT "hardened"
 
 enum { EXIT_OK = 0, EXIT_VIOLATION = 1, EXIT_INPUT = 2, EXIT_INTERNAL = 3 };
 
