@@ -245,7 +245,7 @@ static enum sc_reason get_map(struct ctx *c, json_t *v, const char *path, bool n
 	if (need_linear) {
 		if (!lin)
 			return fail(c->err, SC_MISSING, join(f, sizeof f, path, "linear"), "required");
-		TRY(get_linear(c, lin, f, &m->lin));
+		TRY(get_linear(c, lin, join(f, sizeof f, path, "linear"), &m->lin));
 	} else if (lin) {
 		return fail(c->err, SC_UNKNOWN, join(f, sizeof f, path, "linear"), "the shim PTE's address is \"shim\"");
 	}
@@ -269,7 +269,7 @@ static enum sc_reason get_map(struct ctx *c, json_t *v, const char *path, bool n
 	json_t *to = json_object_get(v, "to");
 	if (!to)
 		return fail(c->err, SC_MISSING, join(f, sizeof f, path, "to"), "required (or \"raw\")");
-	TRY(get_frame(c, to, f, &m->to));
+	TRY(get_frame(c, to, join(f, sizeof f, path, "to"), &m->to));
 	json_t *flags = json_object_get(v, "flags");
 	if (flags)
 		TRY(get_flags(c, flags, join(f, sizeof f, path, "flags"), &m->flags, &m->flags_hi));

@@ -150,13 +150,20 @@ struct pending {
 	bool large_leaf;/* a large-page PDE: one TLB entry, INVLPG of any address in it drops it */
 	uint32_t insn;  /* the write */
 	uint64_t pa;
+	int nexempt;    /* pages of a page-table region already invalidated one by one */
+	uint32_t exempt[8];
 };
 
 #define MAX_PENDING 64
 
 static bool covers(const struct pending *p, uint32_t lin)
 {
-	return lin - p->lin < p->size;
+	if (lin - p->lin >= p->size)
+		return false;
+	for (int i = 0; i < p->nexempt; i++)
+		if (p->exempt[i] == (lin & PGMASK))
+			return false;
+	return true;
 }
 
 /* Global translations a worst-case TLB may still hold from the space it left: every global
@@ -249,13 +256,21 @@ void check_tlb(const struct trace *t, const struct image *img, struct verdict *v
 				/* Only a translation that was present can be cached, and so be stale. */
 				if (np < MAX_PENDING)
 					pend[np++] = (struct pending){ev->lin, ev->lin_size, ev->space, ev->global, ev->large,
-								      i, ev->a};
+								      i, ev->a, 0, {0}};
 			} else if (ev->kind == EV_INVLPG) {
-				for (int p = 0; p < np; p++)
-					if (covers(&pend[p], (uint32_t)ev->a) && (pend[p].size == PGSIZE || pend[p].large_leaf)) {
+				/* INVLPG drops the page's TLB entry (the whole large page's) and every
+				 * paging-structure cache entry (SDM 4.10.4.1): under a changed PDE that
+				 * pointed to a page table, that one page is safe again. */
+				for (int p = 0; p < np; p++) {
+					if (!covers(&pend[p], (uint32_t)ev->a))
+						continue;
+					if (pend[p].size == PGSIZE || pend[p].large_leaf) {
 						pend[p] = pend[--np];
 						p--;
+					} else if (pend[p].nexempt < 8) {
+						pend[p].exempt[pend[p].nexempt++] = (uint32_t)ev->a & PGMASK;
 					}
+				}
 				for (int k = 0; k < ns; k++) /* INVLPG drops global entries too */
 					if ((uint32_t)ev->a - sv[k].lin < sv[k].size) {
 						sv[k] = sv[--ns];
@@ -263,10 +278,13 @@ void check_tlb(const struct trace *t, const struct image *img, struct verdict *v
 					}
 			} else if (ev->kind == EV_MOV_CR3 || ev->kind == EV_MOV_CR0 || ev->kind == EV_MOV_CR4) {
 				bool pge = (in->cpu.cr4 & CR4_PGE) != 0;
-				/* A CR4 write that changes PGE, or a CR0.PG change, flushes global entries too. */
-				bool all = ev->kind != EV_MOV_CR3 &&
-					   (ev->kind == EV_MOV_CR4 ? ((ev->a ^ ev->b) & CR4_PGE) != 0 : ((ev->a ^ ev->b) & CR0_PG) != 0);
-				if (ev->kind != EV_MOV_CR3 && !all)
+				/* SDM 4.10.4.1: MOV CR4 changing PGE, and MOV CR0 clearing PG, flush every
+				 * translation, global ones too; MOV CR4 changing PAE, like MOV CR3, flushes
+				 * all but global ones; other CR0/CR4 writes flush nothing. */
+				bool all = (ev->kind == EV_MOV_CR4 && ((ev->a ^ ev->b) & CR4_PGE)) ||
+					   (ev->kind == EV_MOV_CR0 && (ev->a & CR0_PG) && !(ev->b & CR0_PG));
+				bool nonglobal = ev->kind == EV_MOV_CR3 || (ev->kind == EV_MOV_CR4 && ((ev->a ^ ev->b) & CR4_PAE));
+				if (!all && !nonglobal)
 					continue;
 				for (int p = 0; p < np; p++)
 					if (all || !pend[p].global || !pge) {
@@ -275,12 +293,18 @@ void check_tlb(const struct trace *t, const struct image *img, struct verdict *v
 					}
 				if (all || !pge) {
 					ns = 0;
-				} else if (in->space >= 0) {
+				} else if (ev->kind == EV_MOV_CR3 && in->space >= 0) {
 					/* Leaving in->space with PGE on: its global entries may survive. */
 					const struct world *w = &img->w[in->space];
-					for (int g = 0; g < w->nglobal && ns < MAX_SURVIVORS; g++)
-						sv[ns++] = (struct survivor){in->space, w->global[g].lin, w->global[g].size,
-									     w->global[g].pa, i};
+					for (int g = 0; g < w->nglobal && ns < MAX_SURVIVORS; g++) {
+						int k = 0;
+						while (k < ns && !(sv[k].space == in->space && sv[k].lin == w->global[g].lin))
+							k++;
+						if (k == ns)
+							ns++; /* a new survivor; else refresh the one we have */
+						sv[k] = (struct survivor){in->space, w->global[g].lin, w->global[g].size,
+									  w->global[g].pa, i};
+					}
 				}
 			}
 		}
@@ -473,8 +497,8 @@ void check_restore(const struct trace *t, const struct image *img, struct verdic
 
 static const char *vector_name(unsigned v)
 {
-	static const char *const n[] = {"#DE", "#DB", "NMI", "#BP", "#OF", "#BR", "#UD", "#NM", "#DF", "#MF?",
-					"#TS", "#NP", "#SS", "#GP", "#PF"};
+	static const char *const n[] = {"#DE", "#DB", "NMI", "#BP", "#OF", "#BR", "#UD", "#NM", "#DF", "(9)",
+					"#TS", "#NP", "#SS", "#GP", "#PF", "(15)", "#MF", "#AC", "#MC", "#XM"};
 	return v < sizeof n / sizeof n[0] ? n[v] : "#?";
 }
 
@@ -500,7 +524,7 @@ void check_faults(const struct trace *t, const struct image *img, struct verdict
 				snprintf(cr2, sizeof cr2, " CR2=0x%08" PRIx64, ev->c);
 			report(v, R_FAULT, i, "%s (vector %" PRIu64 ")%s%s at 0x%08" PRIx32 " `%s` %s", vector_name((unsigned)ev->a),
 			       ev->a, err, cr2, in->cpu.eip, in->text[0] ? in->text : "(not fetched)", where);
-			if (ev->a == T_PF && ev->size && ev->b == 0 && in->len)
+			if (ev->a == T_PF && ev->walk_ok && in->len)
 				report(v, R_WALK, i, "the engine raised #PF for CR2=0x%08" PRIx64 " but the model's walk succeeds", ev->c);
 		}
 		if (in->len && in->len_model && in->len != in->len_model)

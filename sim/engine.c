@@ -87,6 +87,7 @@ struct engine {
 	const struct decoded *prev;
 	bool in_shim;
 	uint64_t old_entry;        /* the paging entry being written, before the write */
+	bool fault_walk_ok;        /* model_error_code: the model's walk of CR2 succeeded */
 
 	struct decoded cache[DECODE_CACHE];
 
@@ -658,6 +659,7 @@ static uint32_t model_error_code(struct engine *e, int vector, uint32_t cr2, boo
 		    paging_walk(&e->pm, &e->regs, cr2, ACC_READ, 0).status == WALK_OK)
 			acc = ACC_WRITE; /* LTR's busy-bit write; read-modify-write */
 		struct walk w = paging_walk(&e->pm, &e->regs, cr2, acc, 0);
+		e->fault_walk_ok = w.status == WALK_OK;
 		return w.status == WALK_FAULT ? w.err : 0;
 	}
 	if (vector >= T_TS && vector <= T_GP && d && d->has_mem) {
@@ -697,6 +699,7 @@ static void hook_intr(uc_engine *uc, uint32_t intno, void *ud)
 			}
 		}
 		bool has;
+		e->fault_walk_ok = false;
 		uint32_t err = model_error_code(e, (int)intno, (uint32_t)cr2, &has);
 		struct tr_event *ev = t->n ? trace_add_event(t, t->n - 1, EV_FAULT) : NULL;
 		if (ev) {
@@ -704,6 +707,7 @@ static void hook_intr(uc_engine *uc, uint32_t intno, void *ud)
 			ev->b = err;
 			ev->c = intno == T_PF ? cr2 : 0;
 			ev->size = has;
+			ev->walk_ok = intno == T_PF && e->fault_walk_ok;
 		}
 	}
 	char d[96];

@@ -66,6 +66,7 @@ struct tr_event {
 	bool stale;             /* EV_PTE_WRITE: the old translation was present (may be cached) */
 	bool global;            /* ... and global */
 	bool large;             /* ... and one large-page TLB entry */
+	bool walk_ok;           /* EV_FAULT #PF: the model's walk of CR2 succeeds (they disagree) */
 };
 
 struct tr_mem {
