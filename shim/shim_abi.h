@@ -26,6 +26,7 @@
 	X(PB_MAGIC, 0x00)  /* parameter block: magic */                                        \
 	X(PB_DATA, 0x04)   /* linear address of the shim data area, in this binary's space */ \
 	X(PB_ROUNDS, 0x08) /* host: round trips to run */                                      \
+	X(PB_OBSERVER, 0x0C) /* host: 0, or a routine called at entry/after each round trip/end */ \
 	X(PB_SIZE, 0x10)   /* code may start here */                                           \
 	X(SHIM_TOUCH_MAX, 16)
 

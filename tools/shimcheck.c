@@ -19,6 +19,7 @@
 #include "pipeline.h"
 #include "bench.h"
 #include "fuzz.h"
+#include "image_export.h"
 #include "report.h"
 
 #define DEFAULT_VARIANT "hardened"
@@ -49,6 +50,7 @@ static void usage(FILE *f)
 		"  trace    run and print the review trace: bytes, disassembly, state changes, verdicts\n"
 		"  rules    list the rule IDs with what each one checks\n"
 		"  bench    time the engine floor, the checked round trip and a cold start (--seconds N)\n"
+		"  image    write the physical image + initial CPU state for other engines (--out FILE)\n"
 		"  fuzz     random scenarios biased toward collisions; findings shrunk into --out\n"
 		"           (--seconds N, --seed S, --jobs J, --out DIR, default build/findings)\n"
 		"\n"
@@ -197,8 +199,8 @@ int main(int argc, char **argv)
 		return EXIT_OK;
 	}
 	bool trace_cmd = strcmp(o.cmd, "trace") == 0, bench_cmd = strcmp(o.cmd, "bench") == 0;
-	bool fuzz_cmd = strcmp(o.cmd, "fuzz") == 0;
-	if (!trace_cmd && !bench_cmd && !fuzz_cmd && strcmp(o.cmd, "run") != 0) {
+	bool fuzz_cmd = strcmp(o.cmd, "fuzz") == 0, image_cmd = strcmp(o.cmd, "image") == 0;
+	if (!trace_cmd && !bench_cmd && !fuzz_cmd && !image_cmd && strcmp(o.cmd, "run") != 0) {
 		fprintf(stderr, "shimcheck: command line: unknown command '%s' (see --help)\n", o.cmd);
 		return EXIT_INPUT;
 	}
@@ -238,6 +240,21 @@ int main(int argc, char **argv)
 	}
 	if (st == PL_OK)
 		st = pl_load_scenario(&p, scen);
+	if (st == PL_OK && image_cmd) {
+		if (!o.out) {
+			fprintf(stderr, "shimcheck: command line: image needs --out FILE\n");
+			pl_free(&p);
+			return EXIT_INPUT;
+		}
+		FILE *f = fopen(o.out, "wb");
+		rc = f && image_export(&p.img, &p.code, f) == 0 ? EXIT_OK : EXIT_INTERNAL;
+		if (f && fclose(f) != 0)
+			rc = EXIT_INTERNAL;
+		if (rc != EXIT_OK)
+			fprintf(stderr, "shimcheck: %s: --out: cannot write: %s\n", o.out, strerror(errno));
+		pl_free(&p);
+		return rc;
+	}
 	if (st == PL_OK && bench_cmd) {
 		rc = bench_run(&p, o.seconds > 0 ? o.seconds : 6);
 		pl_free(&p);
