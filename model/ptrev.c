@@ -24,9 +24,12 @@ static int reverse32(const struct physmem *pm, uint32_t cr3, uint64_t entry_pa, 
 	int n = 0;
 	if (page == pd)
 		return add(out, n, max, (uint32_t)((entry_pa - pd) >> 2) << 22, PSE_SIZE, 1);
+	const uint8_t *dir = phys_ptr(pm, pd, PGSIZE);
+	if (!dir)
+		return 0;
 	for (uint32_t i = 0; i < 1024; i++) {
-		uint32_t pde;
-		if (!phys_read4(pm, pd + 4 * i, &pde) || !(pde & PTE_P))
+		uint32_t pde = get4(dir + 4 * i);
+		if (!(pde & PTE_P))
 			continue;
 		/* A PS entry maps memory, not a table (when CR4.PSE is off the bit is ignored,
 		 * so be generous and treat it as a table pointer as well). */
@@ -53,9 +56,10 @@ static int reverse_pae(const struct physmem *pm, const struct paging_regs *r, ui
 			n = add(out, n, max, j << 30 | (uint32_t)((entry_pa - pd) >> 3) << 21, PAE_LARGE, 1);
 			continue;
 		}
-		for (uint32_t i = 0; i < 512; i++) {
-			uint64_t pde;
-			if (!phys_read8(pm, pd + 8 * i, &pde) || !(pde & PTE_P) || (pde & PTE_PS))
+		const uint8_t *dir = phys_ptr(pm, pd, PGSIZE);
+		for (uint32_t i = 0; dir && i < 512; i++) {
+			uint64_t pde = get8(dir + 8 * i);
+			if (!(pde & PTE_P) || (pde & PTE_PS))
 				continue;
 			if ((pde & PAE_ADDR_MASK) == page)
 				n = add(out, n, max, j << 30 | i << 21 | (uint32_t)((entry_pa - page) >> 3) << 12, PGSIZE, 2);

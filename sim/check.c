@@ -119,15 +119,15 @@ void check_order(const struct trace *t, const struct image *img, const struct sh
 			}
 		}
 		/* Compare with the declaration; report the first difference, with what was seen. */
-		char got[160] = "";
-		for (int k = 0; k < ns; k++)
-			snprintf(got + strlen(got), sizeof got - strlen(got), "%s%s", k ? " " : "", swe_name(seen[k]));
 		int k = 0;
 		for (; k < code->norder[d] && k < ns; k++)
 			if (seen[k] != code->order[d][k])
 				break;
 		if (k == code->norder[d] && ns == k)
 			continue;
+		char got[160] = "";
+		for (int x = 0; x < ns; x++)
+			snprintf(got + strlen(got), sizeof got - strlen(got), "%s%s", x ? " " : "", swe_name(seen[x]));
 		if (k < code->norder[d] && k < ns)
 			report(v, R_ORDER, at[k], "%s window %d: %s where %s is due (seen: %s)", dir_name(d), i, swe_name(seen[k]),
 			       swe_name(code->order[d][k]), got);

@@ -42,7 +42,19 @@
 		}                                                                                 \
 	} while (0)
 
-#define DECODE_CACHE 1024
+#define DECODE_CACHE 4096
+#define WALK_CACHE 256 /* direct-mapped, per access kind (read, fetch) */
+
+/* A cache of the model's own walks, so that attributing every access stays cheap. Entries
+ * are valid for one generation; the generation moves on at every write to a page a cached
+ * walk read as a paging structure, and at every change of CR0, CR3, CR4 or EFER: the cache
+ * can never answer with a translation the tables no longer give. */
+struct walk_cache_entry {
+	uint32_t gen;
+	uint32_t lin_page;
+	enum walk_status status;
+	uint64_t pa_page;
+};
 
 struct decoded {
 	uint64_t pa;
@@ -59,6 +71,7 @@ struct decoded {
 	uint8_t mem_size;
 	bool mem_write;
 	int dst_reg;               /* first operand when a register (MOV CRn) */
+	bool control;              /* may change state beyond GPRs and EFLAGS: re-read it all after */
 };
 
 struct engine {
@@ -90,6 +103,9 @@ struct engine {
 	bool fault_walk_ok;        /* model_error_code: the model's walk of CR2 succeeded */
 
 	struct decoded cache[DECODE_CACHE];
+	struct walk_cache_entry wc[2][WALK_CACHE];
+	uint32_t wgen;
+	uint32_t *struct_gen;      /* per window page: the generation in which a walk read it */
 
 	/* watchdog */
 	pthread_t wd;
@@ -156,6 +172,18 @@ static bool wd_disarm(struct engine *e)
 
 /* ---- registers ------------------------------------------------------------------------------ */
 
+/* After an ordinary instruction only the general registers, EIP and EFLAGS can have
+ * changed: read those, keep the rest from the previous state. */
+static void read_cpu_fast(struct engine *e, uint64_t address, struct tr_cpu *c)
+{
+	static int ids[] = {UC_X86_REG_EAX, UC_X86_REG_ECX, UC_X86_REG_EDX, UC_X86_REG_EBX, UC_X86_REG_ESP,
+			    UC_X86_REG_EBP, UC_X86_REG_ESI, UC_X86_REG_EDI, UC_X86_REG_EIP, UC_X86_REG_EFLAGS};
+	void *vals[] = {&c->gpr[0], &c->gpr[1], &c->gpr[2], &c->gpr[3], &c->gpr[4], &c->gpr[5], &c->gpr[6],
+			&c->gpr[7], &c->eip_off, &c->eflags};
+	uc_reg_read_batch(e->uc, ids, vals, (int)(sizeof ids / sizeof ids[0]));
+	c->eip = (uint32_t)address;
+}
+
 static void read_cpu(struct engine *e, uint64_t address, struct tr_cpu *c)
 {
 	static int ids[] = {UC_X86_REG_EAX, UC_X86_REG_ECX, UC_X86_REG_EDX, UC_X86_REG_EBX, UC_X86_REG_ESP,
@@ -215,8 +243,46 @@ static uint32_t seg_base_of(struct engine *e, uint16_t sel)
 	return desc_raw_base(raw);
 }
 
+static void walk_cache_flush(struct engine *e)
+{
+	if (++e->wgen == 0) { /* wrapped: clear for real */
+		memset(e->wc, 0, sizeof e->wc);
+		memset(e->struct_gen, 0, (size_t)(e->size >> PGSHIFT) * sizeof e->struct_gen[0]);
+		e->wgen = 1;
+	}
+}
+
+/* paging_walk through the cache; only the page-granular answer is cached. */
+static struct walk cached_walk(struct engine *e, uint32_t lin, enum access acc)
+{
+	struct walk_cache_entry *c = &e->wc[acc == ACC_FETCH][(lin >> PGSHIFT) % WALK_CACHE];
+	struct walk w;
+	if (c->gen == e->wgen && c->lin_page == (lin & PGMASK)) {
+		memset(&w, 0, sizeof w);
+		w.status = c->status;
+		w.lin = lin;
+		w.pa = c->pa_page | (lin & 0xFFF);
+		return w;
+	}
+	w = paging_walk(&e->pm, &e->regs, lin, acc, 0);
+	for (int i = 0; i < w.nlevels; i++) {
+		uint64_t pa = w.level[i].entry_pa;
+		if (pa >= e->base && pa < e->base + e->size)
+			e->struct_gen[(pa - e->base) >> PGSHIFT] = e->wgen;
+	}
+	if (e->regs.cr4 & CR4_PAE) /* the PDPT page too, though only MOV CR3 reloads it */
+		if ((e->regs.cr3 & ~0x1Fu) >= e->base && (e->regs.cr3 & ~0x1Fu) < e->base + e->size)
+			e->struct_gen[((e->regs.cr3 & ~0x1Fu) - e->base) >> PGSHIFT] = e->wgen;
+	c->gen = e->wgen;
+	c->lin_page = lin & PGMASK;
+	c->status = w.status;
+	c->pa_page = w.status == WALK_OK ? (w.pa & ~(uint64_t)0xFFF) : 0;
+	return w;
+}
+
 static void sync_paging(struct engine *e, bool reload_pdptes)
 {
+	walk_cache_flush(e);
 	e->regs.cr0 = e->cur.cr0;
 	e->regs.cr3 = e->cur.cr3;
 	e->regs.cr4 = e->cur.cr4;
@@ -239,7 +305,12 @@ static void sync_segs(struct engine *e, bool force_cs)
 
 static const struct decoded *decode(struct engine *e, uint32_t eip, uint64_t pa, const uint8_t *bytes, uint8_t len)
 {
-	struct decoded *d = &e->cache[(pa ^ (pa >> 12) ^ eip) % DECODE_CACHE];
+	/* pa and eip share their low 12 bits: mix well before indexing (murmur3's finalizer) */
+	uint64_t h = pa ^ ((uint64_t)eip << 32);
+	h ^= h >> 33;
+	h *= 0xFF51AFD7ED558CCDull;
+	h ^= h >> 33;
+	struct decoded *d = &e->cache[h % DECODE_CACHE];
 	if (d->valid && d->pa == pa && d->eip == eip && d->len == len && memcmp(d->bytes, bytes, len) == 0)
 		return d;
 	memset(d, 0, sizeof *d);
@@ -254,14 +325,30 @@ static const struct decoded *decode(struct engine *e, uint32_t eip, uint64_t pa,
 	if (n == 0) {
 		snprintf(d->text, sizeof d->text, "(bad)");
 		d->id = X86_INS_INVALID;
+		d->control = true;
 		return d;
 	}
 	d->id = insn->id;
 	d->size = (uint8_t)insn->size;
 	snprintf(d->text, sizeof d->text, "%s%s%s", insn->mnemonic, insn->op_str[0] ? " " : "", insn->op_str);
 	cs_x86 *x = &insn->detail->x86;
+	switch (insn->id) {
+	case X86_INS_LGDT: case X86_INS_LIDT: case X86_INS_LTR: case X86_INS_LLDT: case X86_INS_LSS:
+	case X86_INS_LDS: case X86_INS_LES: case X86_INS_LFS: case X86_INS_LGS: case X86_INS_LJMP:
+	case X86_INS_LCALL: case X86_INS_RETF: case X86_INS_IRET: case X86_INS_IRETD: case X86_INS_WRMSR:
+	case X86_INS_LMSW: case X86_INS_CLTS: case X86_INS_INT: case X86_INS_INT3: case X86_INS_INTO:
+	case X86_INS_SYSENTER: case X86_INS_SYSEXIT: case X86_INS_HLT: case X86_INS_RSM: case X86_INS_INVLPG:
+		d->control = true;
+		break;
+	default:
+		break;
+	}
 	for (int i = 0; i < x->op_count; i++) {
 		cs_x86_op *op = &x->operands[i];
+		if (op->type == X86_OP_REG &&
+		    ((op->reg >= X86_REG_CR0 && op->reg <= X86_REG_CR15) || op->reg == X86_REG_CS || op->reg == X86_REG_SS ||
+		     op->reg == X86_REG_DS || op->reg == X86_REG_ES || op->reg == X86_REG_FS || op->reg == X86_REG_GS))
+			d->control = true;
 		if (op->type == X86_OP_REG && i == 0)
 			d->dst_reg = op->reg;
 		if (op->type == X86_OP_MEM && !d->has_mem) {
@@ -311,17 +398,27 @@ static uint32_t operand_lin(const struct engine *e, const struct decoded *d, con
 
 static uint64_t fetch_pa(struct engine *e, uint32_t lin)
 {
-	struct walk w = paging_walk(&e->pm, &e->regs, lin, ACC_FETCH, 0);
+	struct walk w = cached_walk(e, lin, ACC_FETCH);
 	return w.status == WALK_OK ? w.pa : UINT64_MAX;
 }
 
-/* The instruction bytes as the model's walk finds them (each byte walked on its own page). */
+/* The instruction bytes as the model's walk finds them (the second page walked on its own
+ * when the instruction crosses into it). */
 static void fetch_bytes(struct engine *e, uint32_t lin, uint8_t len, uint8_t *out)
 {
-	for (uint8_t i = 0; i < len; i++) {
-		uint64_t pa = fetch_pa(e, lin + i);
-		const uint8_t *p = pa == UINT64_MAX ? NULL : phys_ptr(&e->pm, pa, 1);
-		out[i] = p ? *p : 0;
+	uint32_t first = PGSIZE - (lin & 0xFFF);
+	for (uint8_t done = 0; done < len;) {
+		uint32_t at = lin + done;
+		uint8_t n = (uint8_t)(len - done);
+		if (done == 0 && n > first)
+			n = (uint8_t)first;
+		uint64_t pa = fetch_pa(e, at);
+		const uint8_t *p = pa == UINT64_MAX ? NULL : phys_ptr(&e->pm, pa, n);
+		if (p)
+			memcpy(out + done, p, n);
+		else
+			memset(out + done, 0, n);
+		done = (uint8_t)(done + n);
 	}
 }
 
@@ -389,8 +486,10 @@ static void finish_prev(struct engine *e)
 	if (d->id == X86_INS_WRMSR) {
 		/* EFER.NXE decides whether bit 63 of a PAE entry is NX or reserved. */
 		uc_x86_msr efer = {0xC0000080u, 0};
-		if (uc_reg_read(e->uc, UC_X86_REG_MSR, &efer) == UC_ERR_OK)
+		if (uc_reg_read(e->uc, UC_X86_REG_MSR, &efer) == UC_ERR_OK && e->regs.efer != efer.value) {
 			e->regs.efer = efer.value;
+			walk_cache_flush(e);
+		}
 	}
 	sync_segs(e, d->id == X86_INS_LJMP);
 }
@@ -409,7 +508,10 @@ static void hook_code(uc_engine *uc, uint64_t address, uint32_t size, void *ud)
 	}
 	if (!e->record)
 		return;
-	read_cpu(e, address, &e->cur);
+	if (!e->prev || e->prev->control || e->t->n == 0)
+		read_cpu(e, address, &e->cur);
+	else
+		read_cpu_fast(e, address, &e->cur);
 	finish_prev(e);
 	struct trace *t = e->t;
 	struct tr_insn *in = trace_add_insn(t);
@@ -463,7 +565,7 @@ static bool attribute(struct engine *e, uint64_t pa, uint32_t *lin)
 	cand[n++] = c->gdtr_base & PGMASK;
 	cand[n++] = (c->gdtr_base + c->gdtr_limit) & PGMASK;
 	for (int i = 0; i < n; i++) {
-		struct walk w = paging_walk(&e->pm, &e->regs, cand[i], ACC_READ, 0);
+		struct walk w = cached_walk(e, cand[i], ACC_READ);
 		if (w.status == WALK_OK && (w.pa & ~(uint64_t)0xFFF) == (pa & ~(uint64_t)0xFFF)) {
 			*lin = cand[i] | (uint32_t)(pa & 0xFFF);
 			return true;
@@ -521,19 +623,12 @@ static int pte_events(struct engine *e, int s, uint64_t pa, int size, uint64_t v
 		bool large = reg[i].level == 1 && (entry & PTE_PS) && (pae || (r->cr4 & CR4_PSE));
 		if (reg[i].level == 1 && present && !large) {
 			/* Which pages did the old page table map? */
-			uint64_t table = entry & mask;
-			unsigned cnt = pae ? 512 : 1024, hits = 0;
+			const uint8_t *table = phys_ptr(&e->pm, entry & mask, PGSIZE);
+			unsigned cnt = table ? (pae ? 512 : 1024) : 0, hits = 0;
 			uint32_t lins[PDE_SCAN_MAX];
 			bool glob[PDE_SCAN_MAX];
 			for (unsigned j = 0; j < cnt && hits <= PDE_SCAN_MAX; j++) {
-				uint64_t pte = 0;
-				if (pae)
-					phys_read8(&e->pm, table + 8 * j, &pte);
-				else {
-					uint32_t v32 = 0;
-					phys_read4(&e->pm, table + 4 * j, &v32);
-					pte = v32;
-				}
+				uint64_t pte = pae ? get8(table + 8 * j) : get4(table + 4 * j);
 				if (!(pte & PTE_P))
 					continue;
 				if (hits < PDE_SCAN_MAX) {
@@ -614,6 +709,8 @@ static void hook_mem(uc_engine *uc, uc_mem_type type, uint64_t address, int size
 	if (address >= e->base && address < e->base + e->size) {
 		uint64_t page = (address - e->base) >> PGSHIFT;
 		if (type == UC_MEM_WRITE) {
+			if (e->struct_gen[page] == e->wgen)
+				walk_cache_flush(e); /* a paging structure a cached walk used */
 			e->dirty[page] = 1;
 			if (address + (uint64_t)size - 1 < e->base + e->size)
 				e->dirty[(address + (uint64_t)size - 1 - e->base) >> PGSHIFT] = 1;
@@ -788,6 +885,7 @@ void engine_close(struct engine *e)
 	uc_close(e->uc);
 	free(e->live);
 	free(e->dirty);
+	free(e->struct_gen);
 	free(e);
 }
 
@@ -842,6 +940,7 @@ bool engine_load(struct engine *e, const struct image *img, char *err, size_t er
 		uc_mem_unmap(e->uc, e->base, e->size);
 		free(e->live);
 		free(e->dirty);
+		free(e->struct_gen);
 		e->live = NULL;
 	}
 	if (!e->live) {
@@ -849,7 +948,8 @@ bool engine_load(struct engine *e, const struct image *img, char *err, size_t er
 		e->size = img->pm.size;
 		e->live = aligned_alloc(4096, (size_t)e->size);
 		e->dirty = calloc(1, (size_t)(e->size >> PGSHIFT));
-		if (!e->live || !e->dirty) {
+		e->struct_gen = calloc((size_t)(e->size >> PGSHIFT), sizeof e->struct_gen[0]);
+		if (!e->live || !e->dirty || !e->struct_gen) {
 			snprintf(err, errlen, "out of memory for the physical window");
 			return false;
 		}
@@ -931,6 +1031,7 @@ bool engine_run(struct engine *e, struct trace *t, const struct run_limits *lim)
 	e->prev = NULL;
 	e->in_shim = false;
 	e->regs = img->w[SP_HOST].regs;
+	walk_cache_flush(e); /* memory was reset under it */
 	memset(&e->cur, 0, sizeof e->cur);
 	e->cur.gdtr_base = img->init.gdtr.base;
 	const uint16_t sel[6] = {img->init.es.sel, img->init.cs.sel, img->init.ss.sel,
@@ -974,8 +1075,8 @@ bool engine_run(struct engine *e, struct trace *t, const struct run_limits *lim)
 			t->end = END_STOPPED;
 			snprintf(t->end_detail, sizeof t->end_detail, "%s", d);
 		} else if (lin == img->ep[EP_HOST_DONE]) {
-			t->end = END_DONE;
-			snprintf(t->end_detail, sizeof t->end_detail, "reached host_done after %u instructions", e->count);
+			t->end = END_DONE; /* reports say how many instructions; no formatting on the hot path */
+			memcpy(t->end_detail, "reached host_done", sizeof "reached host_done");
 		} else {
 			t->end = END_STOPPED;
 			snprintf(t->end_detail, sizeof t->end_detail, "stopped at 0x%08" PRIx32 " (not host_done)", lin);

@@ -51,9 +51,13 @@ struct tr_insn *trace_add_insn(struct trace *t)
 	if (!grow((void **)&t->insn, &t->cap, t->n, sizeof *t->insn))
 		return NULL;
 	struct tr_insn *i = &t->insn[t->n++];
-	memset(i, 0, sizeof *i);
+	/* The engine fills cpu, space, pa, len, bytes, op and text; clear only the rest. */
+	i->len = i->len_model = 0;
+	i->op = 0;
+	i->text[0] = '\0';
 	i->mem_first = t->nmem;
 	i->ev_first = t->nev;
+	i->mem_n = i->ev_n = 0;
 	return i;
 }
 

@@ -96,9 +96,19 @@ int bench_run(struct pipeline *p, double seconds)
 	}
 	double share = seconds / 3;
 	long nraw = 0, nchk = 0, ncold = 0;
-	double raw = time_us(share, raw_once, p, &nraw);
-	double chk = time_us(share, checked_once, p, &nchk);
-	double cold = time_us(share / 4, cold_once, p, &ncold);
+	/* SHIMCHECK_BENCH_ONLY=checked|raw|cold times one measure alone (for a profiler). */
+	const char *only = getenv("SHIMCHECK_BENCH_ONLY");
+	if (only && strcmp(only, "checked") && strcmp(only, "raw") && strcmp(only, "cold")) {
+		fprintf(stderr, "shimcheck bench: SHIMCHECK_BENCH_ONLY: '%s' is not checked, raw or cold\n", only);
+		return 2;
+	}
+	double raw = !only || !strcmp(only, "raw") ? time_us(share, raw_once, p, &nraw) : 0;
+	double chk = !only || !strcmp(only, "checked") ? time_us(share, checked_once, p, &nchk) : 0;
+	double cold = !only || !strcmp(only, "cold") ? time_us(share / 4, cold_once, p, &ncold) : 0;
+	if (only) {
+		printf("%s: %.2f us/run\n", only, raw + chk + cold);
+		return 0;
+	}
 	if (raw < 0 || chk < 0 || cold < 0) {
 		fprintf(stderr, "shimcheck bench: a timed run failed: %s\n", p->err);
 		return 3;
