@@ -48,7 +48,7 @@ struct world {
 	uint64_t pt_root;
 	uint32_t xcr3;           /* transition tables in this world's mode (0: none) */
 	int npt;
-	uint64_t pt_pages[64];   /* physical pages holding this space's paging structures */
+	uint64_t pt_pages[256];  /* physical pages holding this space's paging structures */
 	int nglobal;             /* global leaf mappings (G=1) the scenario gives this space */
 	struct img_global {
 		uint32_t lin, size;

@@ -97,7 +97,11 @@ static enum sc_reason get_num(struct ctx *c, json_t *v, const char *path, uint64
 		return fail(c->err, SC_TYPE, path, "\"%.40s\" is not a number", s);
 	errno = 0;
 	char *end;
-	unsigned long long n = strtoull(s, &end, 0);
+	/* "0x..." is hexadecimal, anything else decimal ("010" is ten, not octal eight) */
+	bool hexa = s[0] == '0' && (s[1] == 'x' || s[1] == 'X');
+	unsigned long long n = strtoull(hexa ? s + 2 : s, &end, hexa ? 16 : 10);
+	if (hexa && end == s + 2)
+		end = (char *)"x"; /* "0x" alone */
 	if (*end || errno)
 		return fail(c->err, SC_TYPE, path, "\"%.40s\" is not a number", s);
 	if (n > max)
@@ -163,7 +167,10 @@ static enum sc_reason get_frame(struct ctx *c, json_t *v, const char *path, stru
 		if (strncmp(s, "guest.page", 10) == 0) {
 			char *end;
 			long n = strtol(s + 10, &end, 10);
-			if (*end || s[10] == '\0' || n < 0 || n >= SC_GUEST_PAGES)
+			if (*end || s[10] == '\0' || s[10] < '0' || s[10] > '9')
+				return fail(c->err, SC_TYPE, path, "\"%.40s\" names no guest page (guest.page0..guest.page%d)", s,
+					    SC_GUEST_PAGES - 1);
+			if (n < 0 || n >= SC_GUEST_PAGES)
 				return fail(c->err, SC_RANGE, path, "\"%.40s\": guest pages are guest.page0..guest.page%d",
 					    s, SC_GUEST_PAGES - 1);
 			fr->kind = FR_GUEST;
@@ -171,6 +178,8 @@ static enum sc_reason get_frame(struct ctx *c, json_t *v, const char *path, stru
 			return SC_OK;
 		}
 		if (parse_world_obj(s, &sp, &obj)) {
+			if (obj == MOBJ_PT_WINDOW)
+				return fail(c->err, SC_RANGE, path, "monitor.pt_window is a window onto a page table, not a frame");
 			fr->kind = FR_WORLD;
 			fr->sp = sp;
 			fr->obj = obj;

@@ -693,8 +693,12 @@ static void watch_write(struct engine *e, uint64_t pa, int size, uint64_t value,
 		enum ev_kind kind = was_busy && !is_busy ? EV_BUSY_CLEAR : !was_busy && is_busy ? EV_BUSY_SET : EV_DESC_WRITE;
 		if (o == nw)
 			continue;
-		if ((ev = trace_add_event(t, k, kind)))
+		if (kind == EV_DESC_WRITE) {
+			if ((ev = trace_add_event(t, k, kind)))
+				ev->a = pa, ev->b = old, ev->c = value;
+		} else if ((ev = trace_add_event(t, k, kind))) {
 			ev->a = img->w[s].tss_desc_pa, ev->b = (uint64_t)s, ev->c = nw;
+		}
 		return;
 	}
 	for (int s = 0; s < 2; s++)
@@ -751,7 +755,10 @@ static uint32_t model_error_code(struct engine *e, int vector, uint32_t cr2, boo
 	const struct decoded *d = e->prev;
 	if (vector == T_PF) {
 		bool fetch = cr2 - in->cpu.eip < 16u && in->pa == UINT64_MAX;
-		enum access acc = fetch ? ACC_FETCH : (d && d->has_mem && d->mem_write) ? ACC_WRITE : ACC_READ;
+		/* Capstone 4 marks TEST/CMP/BT memory operands as written: they only read. */
+		bool reads_only = d && (d->id == X86_INS_TEST || d->id == X86_INS_CMP || d->id == X86_INS_BT);
+		enum access acc = fetch ? ACC_FETCH
+				  : (d && d->has_mem && d->mem_write && !reads_only) ? ACC_WRITE : ACC_READ;
 		if (d && (d->id == X86_INS_LTR || d->id == X86_INS_AND || d->id == X86_INS_OR) &&
 		    paging_walk(&e->pm, &e->regs, cr2, ACC_READ, 0).status == WALK_OK)
 			acc = ACC_WRITE; /* LTR's busy-bit write; read-modify-write */
@@ -1004,8 +1011,6 @@ static void reset_memory(struct engine *e)
 			uint64_t off = img->w[s].pt_pages[i] - e->base;
 			memcpy(e->live + off, img->pm.bytes + off, PGSIZE);
 		}
-	for (int g = 0; g < SC_GUEST_PAGES; g++) /* raw guest entries may point anywhere: be safe */
-		(void)g;
 	if (code)
 		uc_ctl_flush_tb(e->uc);
 }

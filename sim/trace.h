@@ -36,8 +36,8 @@ enum { R_EAX, R_ECX, R_EDX, R_EBX, R_ESP, R_EBP, R_ESI, R_EDI };
 	X(EV_LGDT, "lgdt")             /* a = base, b = limit */                    \
 	X(EV_LIDT, "lidt")             /* a = base, b = limit */                    \
 	X(EV_BUSY_CLEAR, "busy_clear") /* a = descriptor pa, b = world, c = new hi dword */ \
-	X(EV_BUSY_SET, "busy_set")     /* a = descriptor pa, b = world */           \
-	X(EV_DESC_WRITE, "desc_write") /* a = pa, b = old, c = new: other GDT bytes */ \
+	X(EV_BUSY_SET, "busy_set")     /* a = descriptor pa, b = world, c = new hi dword */ \
+	X(EV_DESC_WRITE, "desc_write") /* a = pa, b = old, c = new: other GDT writes */ \
 	X(EV_LTR, "ltr")               /* a = selector, b = TR base */              \
 	X(EV_MOV_CR3, "mov_cr3")       /* a = old, b = new */                       \
 	X(EV_MOV_CR0, "mov_cr0")       /* a = old, b = new */                       \

@@ -214,6 +214,8 @@ int report_trace_jsonl(FILE *f, const struct report_ctx *r)
 		json_object_set_new(o, "i", json_integer(i));
 		json_object_set_new(o, "space", json_string(space_word(in->space)));
 		json_object_set_new(o, "eip", hex(c->eip));
+		json_object_set_new(o, "eip_off", hex(c->eip_off));
+		json_object_set_new(o, "cs_base", hex(c->cs_base));
 		json_object_set_new(o, "pa", in->pa == UINT64_MAX ? json_null() : hex(in->pa));
 		char b[40] = "";
 		for (int k = 0; k < in->len; k++)
@@ -255,7 +257,11 @@ int report_trace_jsonl(FILE *f, const struct report_ctx *r)
 				json_object_set_new(x, "a", hex(ev->a));
 				json_object_set_new(x, "b", hex(ev->b));
 				json_object_set_new(x, "c", hex(ev->c));
+				if (ev->kind == EV_FAULT)
+					json_object_set_new(x, "has_error_code", json_boolean(ev->size));
 				if (ev->kind == EV_PTE_WRITE) {
+					json_object_set_new(x, "size", json_integer(ev->size));
+					json_object_set_new(x, "old_entry", hex(ev->old_entry));
 					json_object_set_new(x, "space", json_string(space_word(ev->space)));
 					json_object_set_new(x, "lin", hex(ev->lin));
 					json_object_set_new(x, "lin_size", hex(ev->lin_size));

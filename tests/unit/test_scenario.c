@@ -234,16 +234,24 @@ static void numbers_as_json_integers_and_hex_strings_agree(void **state)
 	assert_int_equal(f->sc.shim_lin, 0xC8801000u);
 }
 
-/* docs/scenario.md: strings go through strtoull(s, 0): a leading 0 is octal. */
-static void number_string_with_leading_zero_is_octal(void **state)
+/* docs/scenario.md: "0x..." strings are hexadecimal, all others decimal: a leading 0 is
+ * not octal, and "0x" alone is not a number. */
+static void number_string_with_leading_zero_is_decimal(void **state)
 {
 	struct fx *f = *state;
 
 	sub(f, "\"round_trips\": 2", "\"round_trips\": \"010\"");
 	assert_int_equal(parse(f), SC_OK);
-	assert_int_equal(f->sc.rounds, 8);
+	assert_int_equal(f->sc.rounds, 10);
 	memcpy(f->text, BASE, sizeof BASE);
 	sub(f, "\"round_trips\": 2", "\"round_trips\": \"08\"");
+	assert_int_equal(parse(f), SC_OK);
+	assert_int_equal(f->sc.rounds, 8);
+	memcpy(f->text, BASE, sizeof BASE);
+	sub(f, "\"round_trips\": 2", "\"round_trips\": \"0x\"");
+	rejects(f, SC_TYPE, "round_trips");
+	memcpy(f->text, BASE, sizeof BASE);
+	sub(f, "\"round_trips\": 2", "\"round_trips\": \"0x1g\"");
 	rejects(f, SC_TYPE, "round_trips");
 	memcpy(f->text, BASE, sizeof BASE);
 	sub(f, "\"round_trips\": 2", "\"round_trips\": \" 8\"");
@@ -736,7 +744,7 @@ int main(void)
 		T(default_parses_with_its_values),
 		T(default_json_file_loads),
 		T(numbers_as_json_integers_and_hex_strings_agree),
-		T(number_string_with_leading_zero_is_octal),
+		T(number_string_with_leading_zero_is_decimal),
 		T(json_truncated_text_is_json_with_position),
 		T(json_empty_string_is_json),
 		T(json_deep_nesting_is_json_not_a_crash),
