@@ -543,6 +543,66 @@ void check_faults(const struct trace *t, const struct image *img, struct verdict
 	}
 }
 
+/* ---- REACH ---------------------------------------------------------------------------------- */
+
+/* The objects a switch touches by linear address, and the physical page each must be. */
+struct intended {
+	uint32_t lin;
+	uint64_t pa;
+	const char *what;
+};
+
+static int intended_pages(const struct image *img, struct intended *o)
+{
+	static const char *const names[2][3] = {{"the host GDT", "the host IDT", "the host TSS"},
+						{"the monitor GDT", "the monitor IDT", "the monitor TSS"}};
+	static const int objs[3] = {OBJ_GDT, OBJ_IDT, OBJ_TSS};
+	int n = 0;
+	for (int s = 0; s < 2; s++) {
+		const struct world *w = &img->w[s];
+		const uint32_t lin[3] = {w->gdtr.base, w->idtr.base, 0};
+		for (int k = 0; k < 3; k++) {
+			uint32_t l = k < 2 ? lin[k] : 0;
+			if (k == 2) /* the TSS: its linear address is in its descriptor's base */
+				continue;
+			o[n++] = (struct intended){l & PGMASK, w->obj_pa[objs[k]], names[s][k]};
+		}
+	}
+	o[n++] = (struct intended){img->shim_lin, img->shim_pa, "the shim page"};
+	return n;
+}
+
+void check_reach(const struct trace *t, const struct image *img, struct verdict *v)
+{
+	struct window w[MAX_WINDOWS];
+	int nw = find_windows(t, img, w, MAX_WINDOWS);
+	struct intended o[8];
+	int no = intended_pages(img, o);
+	for (int x = 0; x < nw; x++)
+		for (uint32_t i = w[x].first; i <= w[x].last; i++) {
+			const struct tr_insn *in = &t->insn[i];
+			for (uint32_t m = 0; m < in->mem_n; m++) {
+				const struct tr_mem *a = &t->mem[in->mem_first + m];
+				if (!a->lin_known)
+					continue;
+				/* which objects live at this linear page (worlds may share addresses) */
+				const char *what = NULL;
+				bool ok = false, hit = false;
+				for (int k = 0; k < no; k++)
+					if ((a->lin & PGMASK) == o[k].lin) {
+						hit = true;
+						ok |= (a->pa & ~(uint64_t)0xFFF) == o[k].pa;
+						what = o[k].what;
+					}
+				if (hit && !ok)
+					report(v, R_REACH, i, "`%s` %s 0x%08" PRIx32 ", the linear address of %s, and reaches physical "
+					       "0x%" PRIx64 " instead: the %s space maps it elsewhere", in->text,
+					       a->write ? "writes" : "reads", a->lin, what, a->pa,
+					       in->space == SP_HOST ? "host" : in->space == SP_MON ? "monitor" : "current");
+			}
+		}
+}
+
 /* ---- BOUND, NO-RETURN, ROUNDS --------------------------------------------------------------- */
 
 void check_end(const struct trace *t, const struct image *img, struct verdict *v)
@@ -595,6 +655,7 @@ void check_all(const struct trace *t, const struct image *img, const struct shim
 	memset(v, 0, sizeof *v);
 	check_tlb(t, img, v);
 	check_faults(t, img, v);
+	check_reach(t, img, v);
 	check_tss_busy(t, img, v);
 	check_window(t, img, v);
 	check_order(t, img, code, v);

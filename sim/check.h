@@ -29,6 +29,7 @@
 	X(R_PTE, "RESTORE-PTE", "the guest finds its PTE at the shim address bit-exact whenever it runs")        \
 	X(R_FAULT, "FAULT", "no exception is raised anywhere in a round trip")                                    \
 	X(R_WALK, "WALK", "the model's page walk and the engine's agree on every access")                         \
+	X(R_REACH, "REACH", "in a switch window, every access to a world's GDT, IDT, TSS or the shim page reaches that very page") \
 	X(R_BOUND, "BOUND", "a round trip ends within its instruction bound (no loop)")                           \
 	X(R_RETURN, "NO-RETURN", "the run comes back to host_done, the only way a run may end")                  \
 	X(R_ROUNDS, "ROUNDS", "exactly the scenario's number of round trips happen, in both directions")
@@ -75,5 +76,6 @@ void check_arrival(const struct trace *t, const struct image *img, struct verdic
 void check_restore(const struct trace *t, const struct image *img, struct verdict *v);
 void check_faults(const struct trace *t, const struct image *img, struct verdict *v);
 void check_end(const struct trace *t, const struct image *img, struct verdict *v);
+void check_reach(const struct trace *t, const struct image *img, struct verdict *v);
 
 #endif

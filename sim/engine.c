@@ -558,12 +558,19 @@ static bool attribute(struct engine *e, uint64_t pa, uint32_t *lin)
 		cand[n++] = l & PGMASK;
 		cand[n++] = (l + (e->prev->mem_size ? e->prev->mem_size : 1) - 1) & PGMASK;
 	}
+	/* Two candidates can map the same page (a guest alias): try first the ones the
+	 * instruction most likely meant: descriptor tables for segment and task loads, the
+	 * stack for everything else. */
 	uint32_t sp = e->seg_base[2] + c->gpr[R_ESP];
-	cand[n++] = (sp - 1) & PGMASK;
-	cand[n++] = sp & PGMASK;
-	cand[n++] = (sp + 64) & PGMASK;
-	cand[n++] = c->gdtr_base & PGMASK;
-	cand[n++] = (c->gdtr_base + c->gdtr_limit) & PGMASK;
+	uint32_t stack[3] = {(sp - 1) & PGMASK, sp & PGMASK, (sp + 64) & PGMASK};
+	uint32_t gdt[2] = {c->gdtr_base & PGMASK, (c->gdtr_base + c->gdtr_limit) & PGMASK};
+	bool tables_first = e->prev && e->prev->control;
+	if (tables_first)
+		cand[n++] = gdt[0], cand[n++] = gdt[1];
+	for (int i = 0; i < 3; i++)
+		cand[n++] = stack[i];
+	if (!tables_first)
+		cand[n++] = gdt[0], cand[n++] = gdt[1];
 	for (int i = 0; i < n; i++) {
 		struct walk w = cached_walk(e, cand[i], ACC_READ);
 		if (w.status == WALK_OK && (w.pa & ~(uint64_t)0xFFF) == (pa & ~(uint64_t)0xFFF)) {

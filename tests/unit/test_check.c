@@ -166,6 +166,11 @@ static int setup(void **state)
 	m->stack_top = M_STACK_TOP;
 	h->tss_desc_pa = H_DESC_PA;
 	m->tss_desc_pa = M_DESC_PA;
+	/* the physical pages REACH expects behind each world's GDT and IDT */
+	h->obj_pa[OBJ_GDT] = H_DESC_PA & ~0xFFFu;
+	m->obj_pa[OBJ_GDT] = M_DESC_PA & ~0xFFFu;
+	h->obj_pa[OBJ_IDT] = 0x00404000u;
+	m->obj_pa[OBJ_IDT] = 0x00409000u;
 
 	set_order(&f->code, literal_order, 6);
 	trace_init(&f->t);
