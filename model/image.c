@@ -23,6 +23,8 @@
 #include "mmu.h"
 #include "tss.h"
 
+#define IDT_GATES 32 /* the exceptions and NMI; nothing else is ever raised here */
+
 static enum sc_reason fail(struct sc_error *err, enum sc_reason r, const char *field, const char *detail)
 {
 	err->reason = r;
@@ -175,7 +177,7 @@ static void build_tables(struct image *img, const struct scenario *sc, enum sc_s
 	w->gdtr.base = sw->lin[OBJ_GDT];
 	w->gdtr.limit = (uint16_t)(SEL_INDEX(top) + 7);
 	w->idtr.base = sw->lin[OBJ_IDT];
-	w->idtr.limit = 256 * 8 - 1; /* all gates not present: Unicorn never reads the IDT */
+	w->idtr.limit = IDT_GATES * 8 - 1;
 	w->cs = sw->sel_cs;
 	w->ds = sw->sel_ds;
 	w->tr = sw->sel_tss;
@@ -187,6 +189,19 @@ static void build_tables(struct image *img, const struct scenario *sc, enum sc_s
 	t.ss0 = sw->sel_ds;
 	t.iomap = TSS32_SIZE;
 	tss_put(phys_ptr(&img->pm, w->obj_pa[OBJ_TSS], TSS32_SIZE), &t);
+}
+
+/* Every gate of a world's IDT: a present 32-bit interrupt gate to its trap routine. Unicorn
+ * never delivers through them; the window analysis asks whether a CPU could, and the boot
+ * kernel relies on them. */
+static void build_idt(struct image *img, const struct scenario *sc, const struct shim_code *code, enum sc_space sp)
+{
+	const struct world *w = &img->w[sp];
+	enum entry trap = sp == SP_HOST ? EP_HOST_TRAP : EP_MONITOR_TRAP;
+	struct gate_desc g = {w->cs, sc->w[sp].lin[OBJ_CODE] + code->entry[trap] - w->cs_base, STS_IG32, 0, true};
+	uint64_t raw = gate_encode(&g);
+	for (unsigned v = 0; v < IDT_GATES; v++)
+		phys_write8(&img->pm, w->obj_pa[OBJ_IDT] + 8 * v, raw);
 }
 
 static uint32_t world_cr0(const struct sc_state *st)
@@ -459,6 +474,8 @@ enum sc_reason image_build(const struct scenario *sc, const struct shim_code *co
 			return r;
 	}
 	load_bins(img, sc, code);
+	for (int s = 0; s < 2; s++)
+		build_idt(img, sc, code, (enum sc_space)s);
 	fill_data_area(img, sc, code);
 	initial_cpu(img);
 	return SC_OK;

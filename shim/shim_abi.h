@@ -89,6 +89,8 @@ enum shim_data_field { SHIM_DATA_FIELDS(SHIM_X_FIELD_ENUM) };
 	X(monitor, guest_run, "control is with the guest here: its PTEs must be in force")         \
 	X(monitor, monitor2host, "monitor half: prologue (save/remap/INVLPG), jumps to __monitor2host") \
 	X(shim, __monitor2host, "shim half: world switch monitor to host")                          \
-	X(shim, __host2monitor, "shim half: world switch host to monitor")
+	X(shim, __host2monitor, "shim half: world switch host to monitor")                          \
+	X(host, host_trap, "handler every host IDT gate points to (the window analysis checks it is reachable)") \
+	X(monitor, monitor_trap, "handler every monitor IDT gate points to")
 
 #endif

@@ -220,6 +220,7 @@ static void read_cpu(struct engine *e, uint64_t address, struct tr_cpu *c)
 	c->tr_base = (uint32_t)tr.base;
 	c->eip = (uint32_t)address;
 	c->cs_base = e->seg_base[1];
+	c->efer = (uint32_t)e->regs.efer;
 }
 
 static int space_of(const struct image *img, uint32_t cr3)
@@ -490,6 +491,7 @@ static void finish_prev(struct engine *e)
 			e->regs.efer = efer.value;
 			walk_cache_flush(e);
 		}
+		e->cur.efer = (uint32_t)e->regs.efer;
 	}
 	sync_segs(e, d->id == X86_INS_LJMP);
 }

@@ -28,6 +28,7 @@ struct tr_cpu {
 	uint16_t cs, ss, ds, es, fs, gs, tr;
 	uint32_t tr_base;
 	uint32_t cs_base;         /* hidden base of CS (cs_wrap) */
+	uint32_t efer;            /* EFER, low half (NXE decides what bit 63 of a PAE entry means) */
 };
 
 enum { R_EAX, R_ECX, R_EDX, R_EBX, R_ESP, R_EBP, R_ESI, R_EDI };
