@@ -32,7 +32,8 @@
 	X(R_REACH, "REACH", "in a switch window, every access to a world's GDT, IDT, TSS or the shim page reaches that very page") \
 	X(R_BOUND, "BOUND", "a round trip ends within its instruction bound (no loop)")                           \
 	X(R_RETURN, "NO-RETURN", "the run comes back to host_done, the only way a run may end")                  \
-	X(R_ROUNDS, "ROUNDS", "exactly the scenario's number of round trips happen, in both directions")
+	X(R_ROUNDS, "ROUNDS", "exactly the scenario's number of round trips happen, in both directions") \
+	X(R_NMI, "NMI-WINDOW", "(shimcheck window --fail-on-unsafe) an NMI at any boundary of a switch window is delivered safely")
 
 #define RULE_X_ENUM(id, name, why) id,
 enum rule { RULES(RULE_X_ENUM) R_N };

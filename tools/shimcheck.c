@@ -9,6 +9,7 @@
  * 2 input that cannot be loaded or validated; 3 internal error; 77 engine unavailable.
  */
 #include <errno.h>
+#include <inttypes.h>
 #include <getopt.h>
 #include <limits.h>
 #include <stdio.h>
@@ -21,6 +22,7 @@
 #include "fuzz.h"
 #include "image_export.h"
 #include "report.h"
+#include "window.h"
 
 #define DEFAULT_VARIANT "hardened"
 
@@ -37,7 +39,9 @@ struct opts {
 	const char *seed;
 	const char *jobs;
 	const char *out;
+	const char *vector;
 	int json;
+	int fail_on_unsafe;
 };
 
 static void usage(FILE *f)
@@ -51,6 +55,8 @@ static void usage(FILE *f)
 		"  rules    list the rule IDs with what each one checks\n"
 		"  bench    time the engine floor, the checked round trip and a cold start (--seconds N)\n"
 		"  image    write the physical image + initial CPU state for other engines (--out FILE)\n"
+		"  window   could an NMI be delivered at each boundary of the switch windows?\n"
+		"           (--vector N, default 2; --fail-on-unsafe: exit 1 when a boundary is unsafe)\n"
 		"  fuzz     random scenarios biased toward collisions; findings shrunk into --out\n"
 		"           (--seconds N, --seed S, --jobs J, --out DIR, default build/findings)\n"
 		"\n"
@@ -98,6 +104,7 @@ static int parse(int argc, char **argv, struct opts *o)
 		{"help", no_argument, NULL, 'h'},           {"version", no_argument, NULL, 'V'},
 		{"seconds", required_argument, NULL, 'S'},  {"seed", required_argument, NULL, 'e'},
 		{"jobs", required_argument, NULL, 'J'},     {"out", required_argument, NULL, 'o'},
+		{"vector", required_argument, NULL, 'X'},   {"fail-on-unsafe", no_argument, NULL, 'F'},
 		{NULL, 0, NULL, 0}};
 	memset(o, 0, sizeof *o);
 	o->cmd = "run";
@@ -120,6 +127,8 @@ static int parse(int argc, char **argv, struct opts *o)
 		case 'e': o->seed = optarg; break;
 		case 'J': o->jobs = optarg; break;
 		case 'o': o->out = optarg; break;
+		case 'X': o->vector = optarg; break;
+		case 'F': o->fail_on_unsafe = 1; break;
 		case 'S': {
 			char *end;
 			o->seconds = strtod(optarg, &end);
@@ -186,6 +195,40 @@ static int write_trace(const struct report_ctx *r, const char *path, const char 
 	return EXIT_OK;
 }
 
+/* shimcheck window: the boundary table. */
+static int window_report(const struct pipeline *p, const struct report_ctx *r, unsigned vector, int fail_on_unsafe)
+{
+	static struct wanalysis a;
+	if (!window_analyse(&p->t, &p->img, vector, &a)) {
+		fprintf(stderr, "shimcheck: window: out of memory\n");
+		return EXIT_INTERNAL;
+	}
+	static const char *const verdicts[] = {"safe", "UNSAFE", "inhibited"};
+	printf("shimcheck window: variant %s, scenario %s (%s): delivery of vector %u at each instruction boundary\n"
+	       "from the jump into the shim to the first instruction after the far jump.\n"
+	       "Unicorn delivers no interrupts: this is a prediction from the model (shimcheck boot checks it on\n"
+	       "QEMU/Bochs). CPL 0 -> DPL 0 handler: no stack switch, no TSS read; pushes at SS:ESP-12.\n\n",
+	       p->code.variant, p->sc.name, r->scenario_path, vector);
+	printf("%-4s %-14s %6s  %-8s  %-36s %-9s %s\n", "win", "direction", "before", "eip", "next instruction", "verdict",
+	       "why");
+	for (int i = 0; i < a.n; i++) {
+		const struct wboundary *b = &a.b[i];
+		const struct tr_insn *in = &p->t.insn[b->insn];
+		printf("%-4d %-14s %6u  %08" PRIx32 "  %-36.36s %-9s %s\n", b->window,
+		       b->dir == DIR_M2H ? "monitor->host" : "host->monitor", b->insn, in->cpu.eip, in->text,
+		       verdicts[b->verdict], b->reason);
+	}
+	printf("\n%d boundaries, %d unsafe\n", a.n, a.unsafe);
+	if (fail_on_unsafe && a.unsafe) {
+		for (int i = 0; i < a.n; i++)
+			if (a.b[i].verdict == WV_UNSAFE)
+				printf("%s #%u 0x%08" PRIx32 ": vector %u before `%s`: %s\n", rule_id(R_NMI), a.b[i].insn,
+				       p->t.insn[a.b[i].insn].cpu.eip, vector, p->t.insn[a.b[i].insn].text, a.b[i].reason);
+		return EXIT_VIOLATION;
+	}
+	return EXIT_OK;
+}
+
 int main(int argc, char **argv)
 {
 	struct opts o;
@@ -200,7 +243,8 @@ int main(int argc, char **argv)
 	}
 	bool trace_cmd = strcmp(o.cmd, "trace") == 0, bench_cmd = strcmp(o.cmd, "bench") == 0;
 	bool fuzz_cmd = strcmp(o.cmd, "fuzz") == 0, image_cmd = strcmp(o.cmd, "image") == 0;
-	if (!trace_cmd && !bench_cmd && !fuzz_cmd && !image_cmd && strcmp(o.cmd, "run") != 0) {
+	bool window_cmd = strcmp(o.cmd, "window") == 0;
+	if (!trace_cmd && !bench_cmd && !fuzz_cmd && !image_cmd && !window_cmd && strcmp(o.cmd, "run") != 0) {
 		fprintf(stderr, "shimcheck: command line: unknown command '%s' (see --help)\n", o.cmd);
 		return EXIT_INPUT;
 	}
@@ -268,6 +312,22 @@ int main(int argc, char **argv)
 		fprintf(stderr, "shimcheck: %s\n", p.err);
 		pl_free(&p);
 		return (int)st;
+	}
+	if (window_cmd) {
+		unsigned vector = 2;
+		if (o.vector) {
+			char *end;
+			unsigned long v = strtoul(o.vector, &end, 0);
+			if (*end || v > 31) {
+				fprintf(stderr, "shimcheck: command line: --vector: '%s' is not 0..31\n", o.vector);
+				pl_free(&p);
+				return EXIT_INPUT;
+			}
+			vector = (unsigned)v;
+		}
+		rc = window_report(&p, &r, vector, o.fail_on_unsafe);
+		pl_free(&p);
+		return rc;
 	}
 	if (trace_cmd) {
 		report_trace_text(stdout, &r);

@@ -1,0 +1,179 @@
+/*
+ * window.c: interrupt delivery at every boundary of the switch windows (see window.h).
+ */
+#include "window.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../model/desc.h"
+#include "../model/mmu.h"
+#include "check.h"
+
+/* Apply instruction i's recorded writes to the replayed memory. */
+static void replay_writes(struct physmem *pm, const struct trace *t, uint32_t i)
+{
+	const struct tr_insn *in = &t->insn[i];
+	for (uint32_t m = 0; m < in->mem_n; m++) {
+		const struct tr_mem *a = &t->mem[in->mem_first + m];
+		uint8_t *p = a->write ? phys_ptr(pm, a->pa, a->size) : NULL;
+		for (unsigned k = 0; p && k < a->size; k++)
+			p[k] = (uint8_t)(a->value >> (8 * k));
+	}
+}
+
+static struct paging_regs regs_at(const struct physmem *pm, const struct tr_cpu *c)
+{
+	struct paging_regs r = {c->cr0, c->cr3, c->cr4, c->efer, {0, 0, 0, 0}};
+	paging_load_pdptes(pm, &r);
+	return r;
+}
+
+/* Read n bytes at a linear address through the tables in force; false if any byte faults. */
+static bool read_lin(const struct physmem *pm, const struct paging_regs *r, uint32_t lin, uint8_t *out, unsigned n,
+		     uint64_t *pa0)
+{
+	for (unsigned k = 0; k < n; k++) {
+		struct walk w = paging_walk(pm, r, lin + k, ACC_READ, 0);
+		const uint8_t *p = w.status == WALK_OK ? phys_ptr(pm, w.pa, 1) : NULL;
+		if (!p)
+			return false;
+		if (k == 0 && pa0)
+			*pa0 = w.pa;
+		out[k] = *p;
+	}
+	return true;
+}
+
+static const char *world_of_idt(const struct image *img, uint32_t idt, int *sp)
+{
+	for (int s = 0; s < 2; s++)
+		if (img->w[s].idtr.base == idt) {
+			*sp = s;
+			return s == SP_HOST ? "host" : "monitor";
+		}
+	*sp = -1;
+	return NULL;
+}
+
+/* The verdict for delivering `vector` with the CPU as in c and memory as in pm. */
+static enum wverdict judge(const struct physmem *pm, const struct image *img, const struct tr_cpu *c, unsigned vector,
+			   char *why, size_t n)
+{
+	struct paging_regs r = regs_at(pm, c);
+	if (c->idtr_limit < 8 * vector + 7) {
+		snprintf(why, n, "vector %u lies beyond the IDT limit 0x%x", vector, c->idtr_limit);
+		return WV_UNSAFE;
+	}
+	uint8_t g[8], d[8];
+	uint64_t gate_pa = 0;
+	if (!read_lin(pm, &r, c->idtr_base + 8 * vector, g, 8, &gate_pa)) {
+		snprintf(why, n, "IDT gate at 0x%08" PRIx32 " not mapped under CR3 %08" PRIx32 " (the IDT in force is not "
+			 "reachable in this space)", c->idtr_base + 8 * vector, c->cr3);
+		return WV_UNSAFE;
+	}
+	int owner;
+	const char *idt_world = world_of_idt(img, c->idtr_base, &owner);
+	if (owner >= 0 && (gate_pa & ~(uint64_t)0xFFF) != img->w[owner].obj_pa[OBJ_IDT]) {
+		snprintf(why, n, "IDTR 0x%08" PRIx32 " (the %s IDT) reaches physical 0x%" PRIx64 " here, not that IDT",
+			 c->idtr_base, idt_world, gate_pa);
+		return WV_UNSAFE;
+	}
+	struct gate_desc gd = gate_decode(get8(g));
+	if (!gd.p || (gd.type != STS_IG32 && gd.type != STS_TG32)) {
+		snprintf(why, n, "gate %u not present or not a 32-bit interrupt/trap gate (type 0x%x)%s", vector, gd.type,
+			 gd.type == STS_TG ? ": task gates are not modelled" : "");
+		return WV_UNSAFE;
+	}
+	if (SEL_INDEX(gd.sel) + 7 > c->gdtr_limit ||
+	    !read_lin(pm, &r, c->gdtr_base + SEL_INDEX(gd.sel), d, 8, NULL)) {
+		snprintf(why, n, "handler selector 0x%04x: its descriptor in the GDT in force (0x%08" PRIx32 ") is not reachable",
+			 gd.sel, c->gdtr_base);
+		return WV_UNSAFE;
+	}
+	struct seg_desc cs = desc_decode(get8(d));
+	if (!cs.p || !cs.s || !(cs.type & STA_X)) {
+		snprintf(why, n, "handler selector 0x%04x is not a present code segment in the GDT in force", gd.sel);
+		return WV_UNSAFE;
+	}
+	uint32_t handler = cs.base + gd.offset;
+	struct walk hw = paging_walk(pm, &r, handler, ACC_FETCH, 0);
+	if (hw.status != WALK_OK) {
+		snprintf(why, n, "handler 0x%08" PRIx32 " not mapped for fetch under CR3 %08" PRIx32, handler, c->cr3);
+		return WV_UNSAFE;
+	}
+	if (owner >= 0) {
+		enum entry trap = owner == SP_HOST ? EP_HOST_TRAP : EP_MONITOR_TRAP;
+		uint64_t want = img->w[owner].obj_pa[OBJ_CODE] + (img->ep[trap] & 0xFFF);
+		if (hw.pa != want) {
+			snprintf(why, n, "handler 0x%08" PRIx32 " reaches physical 0x%" PRIx64 ", not the %s's trap routine",
+				 handler, hw.pa, idt_world);
+			return WV_UNSAFE;
+		}
+	}
+	/* Same privilege: EFLAGS, CS, EIP pushed at SS:ESP-12 (flat SS in every scenario). */
+	uint32_t sp = c->gpr[R_ESP] - 12;
+	uint64_t stack_pa = UINT64_MAX;
+	for (unsigned k = 0; k < 12; k += 4) {
+		struct walk sw = paging_walk(pm, &r, sp + k, ACC_WRITE, 0);
+		if (sw.status != WALK_OK) {
+			snprintf(why, n, "the push at SS:ESP-12 = 0x%08" PRIx32 " faults (error 0x%x) under CR3 %08" PRIx32
+				 ": #PF during delivery, then #DF through the same IDT", sp + k, sw.err, c->cr3);
+			return WV_UNSAFE;
+		}
+		if (k == 0)
+			stack_pa = sw.pa;
+	}
+	bool own_stack = false;
+	for (int s = 0; s < 2; s++)
+		own_stack |= (stack_pa & ~(uint64_t)0xFFF) == img->w[s].obj_pa[OBJ_STACK];
+	if (!own_stack) {
+		snprintf(why, n, "the CPU would push EFLAGS/CS/EIP at 0x%08" PRIx32 " = physical 0x%" PRIx64
+			 ", which is no world's stack (the stack pointer belongs to the other space)", sp, stack_pa);
+		return WV_UNSAFE;
+	}
+	snprintf(why, n, "%s IDT gate %u -> handler 0x%08" PRIx32 ", push at 0x%08" PRIx32, idt_world ? idt_world : "an",
+		 vector, handler, sp);
+	return WV_SAFE;
+}
+
+bool window_analyse(const struct trace *t, const struct image *img, unsigned vector, struct wanalysis *out)
+{
+	memset(out, 0, sizeof *out);
+	struct physmem pm = img->pm;
+	pm.bytes = malloc((size_t)pm.size);
+	if (!pm.bytes)
+		return false;
+	memcpy(pm.bytes, img->pm.bytes, (size_t)pm.size);
+	struct window w[2 * SC_MAX_ROUNDS + 8];
+	int nw = find_windows(t, img, w, (int)(sizeof w / sizeof w[0]));
+	uint32_t replayed = 0;
+	for (int x = 0; x < nw; x++) {
+		/* From the jump into the shim to the first instruction after the far jump. */
+		uint32_t from = w[x].first > 0 ? w[x].first - 1 : 0;
+		uint32_t to = w[x].has_jmp ? w[x].last + 1 : w[x].last;
+		if (to >= t->n)
+			to = t->n - 1;
+		for (uint32_t i = from; i <= to && out->n < WINDOW_MAX_BOUNDARIES; i++) {
+			while (replayed < i)
+				replay_writes(&pm, t, replayed++);
+			struct wboundary *b = &out->b[out->n++];
+			b->insn = i;
+			b->window = x;
+			b->dir = w[x].dir;
+			const struct tr_insn *prev = i > 0 ? &t->insn[i - 1] : NULL;
+			bool inhibit = prev && (strncmp(prev->text, "mov ss", 6) == 0 || strncmp(prev->text, "pop ss", 6) == 0);
+			if (inhibit) {
+				b->verdict = WV_INHIBITED;
+				snprintf(b->reason, sizeof b->reason, "delivery waits: the previous instruction loaded SS");
+				continue;
+			}
+			b->verdict = judge(&pm, img, &t->insn[i].cpu, vector, b->reason, sizeof b->reason);
+			out->unsafe += b->verdict == WV_UNSAFE;
+		}
+	}
+	free(pm.bytes);
+	return true;
+}
