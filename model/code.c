@@ -140,6 +140,10 @@ static bool load_switches(json_t *m, struct shim_code *c, const char *mf, char *
 
 static bool load_swap(json_t *m, struct shim_code *c, const char *mf, char *err, size_t n)
 {
+	json_t *nmi = json_object_get(m, "nmi_safe");
+	if (nmi && !json_is_boolean(nmi))
+		return bad(err, n, mf, "nmi_safe", "must be true or false");
+	c->nmi_safe = json_is_true(nmi);
 	json_t *v = json_object_get(m, "swap");
 	const char *s = json_is_string(v) ? json_string_value(v) : "";
 	if (strcmp(s, "pte") == 0)
@@ -229,6 +233,10 @@ static bool load_entries(json_t *m, struct shim_code *c, const char *mf, char *e
 		snprintf(field, sizeof field, "entry_points.%s", ep_names[e]);
 		json_t *ep = json_object_get(eps, ep_names[e]);
 		json_t *bin = json_object_get(ep, "binary");
+		if (!ep && e == EP_SHIM_NMI) { /* optional: only shims that load their own IDT have it */
+			c->entry[e] = ENTRY_ABSENT;
+			continue;
+		}
 		if (!json_is_object(ep) || !json_is_string(bin) || strcmp(json_string_value(bin), ep_bins[e]) != 0)
 			return bad(err, n, mf, field, "required, in binary \"%s\"", ep_bins[e]);
 		long long off;

@@ -33,11 +33,12 @@ enum dir { DIR_M2H = 0, DIR_H2M = 1 };
 enum entry {
 	EP_HOST_MAIN, EP_HOST_CALL, EP_HOST_AFTER_CALL, EP_HOST_DONE, EP_HOST2MONITOR, EP_RESTORE_TO_HOST,
 	EP_MONITOR_START, EP_MONITOR_RESUME, EP_GUEST_RUN, EP_MONITOR2HOST, EP_SHIM_M2H, EP_SHIM_H2M,
-	EP_HOST_TRAP, EP_MONITOR_TRAP, EP_N
+	EP_HOST_TRAP, EP_MONITOR_TRAP, EP_SHIM_NMI, EP_N
 };
 const char *entry_name(enum entry e);
 
 #define CODE_MAX_SYMS 256
+#define ENTRY_ABSENT UINT32_MAX
 
 struct code_sym {
 	enum code_bin_id bin;
@@ -58,10 +59,11 @@ struct shim_code {
 	char variant[48];
 	int abi;
 	struct code_bin bin[CB_N];
-	uint32_t entry[EP_N];     /* offset inside its binary */
+	uint32_t entry[EP_N];     /* offset inside its binary; ENTRY_ABSENT for an optional one */
 	int norder[2];
 	enum swe order[2][SWE_N]; /* per direction, the declared event order */
 	struct sc_switches sw;    /* state the variant switches beyond CR3/GDTR/IDTR/TR */
+	bool nmi_safe;            /* the variant claims every window boundary can take an NMI */
 	int nsyms;
 	struct code_sym syms[CODE_MAX_SYMS];
 };

@@ -169,13 +169,13 @@ static void build_tables(struct image *img, const struct scenario *sc, enum sc_s
 	put_desc(&img->pm, gdt, sw->sel_cs, &code);
 	put_desc(&img->pm, gdt, sw->sel_ds, &data);
 	put_desc(&img->pm, gdt, sw->sel_tss, &tss);
-	uint16_t top = sw->sel_cs;
-	if (sw->sel_ds > top)
-		top = sw->sel_ds;
-	if (sw->sel_tss > top)
-		top = sw->sel_tss;
+	/* The shim's own selectors, the same in every GDT, so that its gates and stack stay
+	 * valid whichever GDT is loaded while it switches. */
+	struct seg_desc flat_code = desc_flat_code(), flat_data = desc_flat_data();
+	put_desc(&img->pm, gdt, SHIM_CS_SEL, &flat_code);
+	put_desc(&img->pm, gdt, SHIM_SS_SEL, &flat_data);
 	w->gdtr.base = sw->lin[OBJ_GDT];
-	w->gdtr.limit = (uint16_t)(SEL_INDEX(top) + 7);
+	w->gdtr.limit = (uint16_t)(SHIM_CS_SEL + 7);
 	w->idtr.base = sw->lin[OBJ_IDT];
 	w->idtr.limit = IDT_GATES * 8 - 1;
 	w->cs = sw->sel_cs;
@@ -347,6 +347,34 @@ static void put_table(uint8_t *p, const struct cpu_table *t)
 	put4(p + 2, t->base);
 }
 
+/* The shim's own IDTs, for variants whose shim loads them (it exports __shim_nmi): every
+ * gate to that handler, once by the shim's linear address and once by its physical address
+ * (for the stretch where paging is off), and the matching stacks. */
+static void shim_idt(struct image *img, const struct scenario *sc, const struct shim_code *code, uint8_t *d)
+{
+	if (code->entry[EP_SHIM_NMI] == ENTRY_ABSENT)
+		return;
+	const uint32_t base[2] = {sc->shim_lin, (uint32_t)img->shim_pa};
+	const uint32_t off[2] = {SHIM_IDT_OFF, SHIM_IDT_PHYS_OFF};
+	struct seg_desc flat_code = desc_flat_code(), flat_data = desc_flat_data();
+	phys_write8(&img->pm, img->shim_pa + SHIM_GDT_OFF, desc_encode(&flat_data));
+	phys_write8(&img->pm, img->shim_pa + SHIM_GDT_OFF + 8, desc_encode(&flat_code));
+	for (int k = 0; k < 2; k++) {
+		struct gate_desc g = {SHIM_CS_SEL, base[k] + code->entry[EP_SHIM_NMI], STS_IG32, 0, true};
+		uint64_t raw = gate_encode(&g);
+		for (unsigned v = 0; v < IDT_GATES; v++)
+			phys_write8(&img->pm, img->shim_pa + off[k] + 8 * v, raw);
+		struct cpu_table t = {base[k] + off[k], IDT_GATES * 8 - 1};
+		put_table(d + (k ? D_SHIM_IDTR_PHYS : D_SHIM_IDTR), &t);
+		/* A GDT of which only the two shim entries exist: its base lies below this page so
+		 * that entries SHIM_SS_SEL and SHIM_CS_SEL land at SHIM_GDT_OFF. */
+		struct cpu_table gt = {base[k] + SHIM_GDT_OFF - SHIM_SS_SEL, SHIM_CS_SEL + 7};
+		put_table(d + (k ? D_SHIM_GDTR_PHYS : D_SHIM_GDTR), &gt);
+		put4(d + (k ? D_SHIM_SSESP_PHYS : D_SHIM_SSESP), base[k] + SHIM_STACK_TOP);
+		put2(d + (k ? D_SHIM_SSESP_PHYS : D_SHIM_SSESP) + 4, SHIM_SS_SEL);
+	}
+}
+
 static void fill_data_area(struct image *img, const struct scenario *sc, const struct shim_code *code)
 {
 	uint8_t *d = phys_ptr(&img->pm, img->shim_pa + SHIM_DATA_OFF, SHIM_DATA_SIZE);
@@ -381,6 +409,7 @@ static void fill_data_area(struct image *img, const struct scenario *sc, const s
 	put4(d + D_TOUCH_N, (uint32_t)sc->ntouch);
 	for (int i = 0; i < sc->ntouch; i++)
 		put4(d + D_TOUCH + 4 * i, sc->touch[i]);
+	shim_idt(img, sc, code, d);
 }
 
 static void load_bins(struct image *img, const struct scenario *sc, const struct shim_code *code)
@@ -399,7 +428,7 @@ static void load_bins(struct image *img, const struct scenario *sc, const struct
 	for (int e = 0; e < EP_N; e++) {
 		enum code_bin_id b = entry_bin((enum entry)e);
 		uint32_t base = b == CB_SHIM ? sc->shim_lin : sc->w[b == CB_HOST ? SP_HOST : SP_MON].lin[OBJ_CODE];
-		img->ep[e] = base + code->entry[e];
+		img->ep[e] = code->entry[e] == ENTRY_ABSENT ? 0 : base + code->entry[e];
 	}
 	img->nsyms = 0;
 	for (int i = 0; i < code->nsyms && img->nsyms < IMG_MAX_SYMS; i++) {

@@ -16,6 +16,7 @@
 #include <jansson.h>
 
 #include "mmu.h"
+#include "../shim/shim_abi.h"
 
 #define X_NAME(id, name, why) name,
 #define X_WHY(id, name, why) why,
@@ -652,6 +653,9 @@ enum sc_reason scenario_validate(const struct scenario *sc, struct sc_error *err
 			if (SEL_INDEX(sels[i]) == 0 || (sels[i] & (SEL_TI | 3)))
 				return fail(err, SC_RANGE, f, "0x%04x: must be a GDT selector (TI=0, RPL=0), not null",
 					    sels[i]);
+			if (sels[i] >= SHIM_SS_SEL)
+				return fail(err, SC_RANGE, f, "0x%04x: 0x%x and 0x%x are the shim's own selectors", sels[i],
+					    SHIM_SS_SEL, SHIM_CS_SEL);
 			for (int j = 0; j < i; j++)
 				if (sels[j] == sels[i])
 					return fail(err, SC_OVERLAP, f, "0x%04x is also the %s selector", sels[i], seln[j]);

@@ -20,7 +20,13 @@
 	X(SHIM_ABI_VERSION, 1)                                                                 \
 	X(SHIM_PAGE_SIZE, 4096)                                                                \
 	X(SHIM_DATA_OFF, 0x800)  /* the data area starts here inside the shim page */          \
-	X(SHIM_DATA_SIZE, 0x100) /* bytes reserved for it; every D_* field lies inside */      \
+	X(SHIM_DATA_SIZE, 0x200) /* bytes reserved for it; every D_* field lies inside */      \
+	X(SHIM_GDT_OFF, 0xA00)      /* the shim's own two descriptors, SHIM_SS_SEL then CS_SEL */ \
+	X(SHIM_IDT_OFF, 0xC00)      /* the shim's own IDT (32 gates), by linear address */      \
+	X(SHIM_IDT_PHYS_OFF, 0xD00) /* the same, for use at the identity address */            \
+	X(SHIM_STACK_TOP, 0x1000)   /* the shim's own stack: 0xE00..0xFFF of the page */        \
+	X(SHIM_CS_SEL, 0xFF8)       /* flat code, in every world's GDT, for the shim's gates */ \
+	X(SHIM_SS_SEL, 0xFF0)       /* flat data, in every world's GDT, for the shim's stack */ \
 	X(SHIM_CODE_MAX, 0x800)  /* code must end before the data area */                      \
 	X(PB_MAGIC_VALUE, 0x42504853) /* "SHPB" */                                             \
 	X(PB_MAGIC, 0x00)  /* parameter block: magic */                                        \
@@ -68,7 +74,14 @@
 	X(D_H_CR0, 0xEC, 4, "host CR0 (saved by host2monitor in variants that switch CR0.WP)")     \
 	X(D_M_CR0, 0xF0, 4, "monitor CR0")                                                        \
 	X(D_H_EFER, 0xF4, 4, "host EFER, low half (saved in variants that switch EFER.NXE)")       \
-	X(D_M_EFER, 0xF8, 4, "monitor EFER, low half")
+	X(D_M_EFER, 0xF8, 4, "monitor EFER, low half")                                           \
+	X(D_SHIM_IDTR, 0x100, 6, "IDTR of the shim's own IDT (limit, linear base)")               \
+	X(D_SHIM_IDTR_PHYS, 0x108, 6, "IDTR of the shim's IDT for the identity address")         \
+	X(D_SHIM_SSESP, 0x110, 6, "ESP:SS of the shim's own stack, by linear address")           \
+	X(D_SHIM_SSESP_PHYS, 0x118, 6, "ESP:SS of the shim's stack at the identity address")     \
+	X(D_NMI_PENDING, 0x120, 4, "set by the shim's NMI handler: the target world must re-raise it") \
+	X(D_SHIM_GDTR, 0x128, 6, "GDTR whose entries SHIM_SS_SEL and SHIM_CS_SEL lie in this page")  \
+	X(D_SHIM_GDTR_PHYS, 0x130, 6, "the same by physical address")
 
 #define SHIM_X_ENUM(name, value) name = (value),
 #define SHIM_X_FIELD_ENUM(name, off, size, what) name = (off), name##_SIZE = (size),
@@ -91,6 +104,7 @@ enum shim_data_field { SHIM_DATA_FIELDS(SHIM_X_FIELD_ENUM) };
 	X(shim, __monitor2host, "shim half: world switch monitor to host")                          \
 	X(shim, __host2monitor, "shim half: world switch host to monitor")                          \
 	X(host, host_trap, "handler every host IDT gate points to (the window analysis checks it is reachable)") \
-	X(monitor, monitor_trap, "handler every monitor IDT gate points to")
+	X(monitor, monitor_trap, "handler every monitor IDT gate points to")                        \
+	X(shim, __shim_nmi, "(optional) handler of the shim's own IDT, for variants that load it")
 
 #endif

@@ -146,6 +146,8 @@ static int write_manifest(int argc, char **argv)
 #define X_ENTRY(bin, sym, what)                                                                 \
 	do {                                                                                    \
 		json_t *off = json_object_get(json_object_get(symtab, #bin), #sym);             \
+		if (!json_is_integer(off) && strcmp(#sym, "__shim_nmi") == 0)                   \
+			break; /* optional */                                                   \
 		if (!json_is_integer(off))                                                      \
 			return fail(#bin " lacks the entry point", #sym);                       \
 		json_t *e = json_object();                                                      \
@@ -187,6 +189,7 @@ static int write_manifest(int argc, char **argv)
 	json_object_set(m, "order", json_object_get(var, "order"));
 	json_object_set(m, "switches", json_object_get(var, "switches"));
 	json_object_set(m, "swap", json_object_get(var, "swap"));
+	json_object_set(m, "nmi_safe", json_object_get(var, "nmi_safe"));
 
 	if (json_dump_file(m, argv[2], JSON_INDENT(2) | JSON_SORT_KEYS) != 0)
 		return fail(argv[2], "cannot write");

@@ -11,6 +11,7 @@
 
 #include "../model/mmu.h"
 
+#define report verdict_add
 #define X_RULE_ID(id, name, why) name,
 #define X_RULE_WHY(id, name, why) why,
 static const char *const rule_ids[] = {RULES(X_RULE_ID)};
@@ -18,7 +19,7 @@ static const char *const rule_whys[] = {RULES(X_RULE_WHY)};
 const char *rule_id(enum rule r) { return r < R_N ? rule_ids[r] : "?"; }
 const char *rule_why(enum rule r) { return r < R_N ? rule_whys[r] : "?"; }
 
-static void report(struct verdict *v, enum rule r, uint32_t insn, const char *fmt, ...)
+void verdict_add(struct verdict *v, enum rule r, uint32_t insn, const char *fmt, ...)
 {
 	v->counts[r]++;
 	if (v->n < MAX_VIOLATIONS) {
@@ -80,13 +81,17 @@ static int swe_of(const struct tr_event *ev, enum dir d, const struct image *img
 {
 	enum sc_space target = d == DIR_M2H ? SP_HOST : SP_MON;
 	switch (ev->kind) {
-	case EV_LGDT: return SWE_LGDT;
-	case EV_LIDT: return SWE_LIDT;
+	case EV_LGDT: /* the target's GDT, not a shim's own on the way */
+		return (uint32_t)ev->a == img->w[target].gdtr.base ? SWE_LGDT : -1;
+	case EV_LIDT:
+		/* The step is the load of the target's IDT; a shim's own IDT on the way is not. */
+		return (uint32_t)ev->a == img->w[target].idtr.base ? SWE_LIDT : -1;
 	case EV_LTR: return SWE_LTR;
 	case EV_MOV_CR3:
 		/* The step is the load of the target's CR3; loads of transition tables are not. */
 		return ((uint32_t)ev->b & PGMASK) == (img->w[target].regs.cr3 & PGMASK) ? SWE_MOV_CR3 : -1;
-	case EV_LSS: return SWE_LSS;
+	case EV_LSS: /* likewise: the target's stack */
+		return (uint16_t)ev->a == img->w[target].ds ? SWE_LSS : -1;
 	case EV_FAR_JMP: return SWE_FAR_JMP;
 	case EV_BUSY_CLEAR:
 		/* Only the target world's TSS counts: clearing another descriptor is not the step. */

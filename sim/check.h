@@ -33,7 +33,7 @@
 	X(R_BOUND, "BOUND", "a round trip ends within its instruction bound (no loop)")                           \
 	X(R_RETURN, "NO-RETURN", "the run comes back to host_done, the only way a run may end")                  \
 	X(R_ROUNDS, "ROUNDS", "exactly the scenario's number of round trips happen, in both directions") \
-	X(R_NMI, "NMI-WINDOW", "(shimcheck window --fail-on-unsafe) an NMI at any boundary of a switch window is delivered safely")
+	X(R_NMI, "NMI-WINDOW", "an NMI at any boundary of a switch window is delivered safely (variants that claim it; shimcheck window)")
 
 #define RULE_X_ENUM(id, name, why) id,
 enum rule { RULES(RULE_X_ENUM) R_N };
@@ -64,6 +64,10 @@ struct window {
 
 /* Find the windows of a trace (at most max). */
 int find_windows(const struct trace *t, const struct image *img, struct window *w, int max);
+
+/* Add a violation (the checkers' own reporting, for analyses that live elsewhere). */
+void verdict_add(struct verdict *v, enum rule r, uint32_t insn, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
 
 /* Run every checker. */
 void check_all(const struct trace *t, const struct image *img, const struct shim_code *code, struct verdict *v);

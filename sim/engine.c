@@ -115,6 +115,8 @@ struct engine {
 	_Atomic uint64_t wd_deadline; /* CLOCK_MONOTONIC ms; 0 = disarmed */
 };
 
+struct physmem engine_memory(const struct engine *e) { return e->pm; }
+
 const char *engine_version(void)
 {
 	static char buf[32];

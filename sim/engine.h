@@ -31,6 +31,8 @@ void engine_close(struct engine *e);
 bool engine_load(struct engine *e, const struct image *img, char *err, size_t errlen);
 /* Run once from the clean state. Returns false only on internal engine failure. */
 bool engine_run(struct engine *e, struct trace *t, const struct run_limits *lim);
+/* The physical memory the engine runs on, as the last run left it (until the next run). */
+struct physmem engine_memory(const struct engine *e);
 /* Unicorn's version string, e.g. "2.1.1". */
 const char *engine_version(void);
 

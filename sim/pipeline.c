@@ -6,6 +6,9 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "../model/mmu.h"
+#include "window.h"
+
 void pl_init(struct pipeline *p)
 {
 	memset(p, 0, sizeof *p);
@@ -95,5 +98,15 @@ enum pl_status pl_run(struct pipeline *p)
 		return PL_INTERNAL;
 	}
 	check_all(&p->t, &p->img, &p->code, &p->v);
+	if (p->code.nmi_safe && p->t.end == END_DONE) {
+		/* The variant claims an NMI could arrive at any boundary of its switch: check it. */
+		static struct wanalysis a;
+		struct physmem mem = engine_memory(p->eng);
+		window_analyse(&p->t, &p->img, T_NMI, &mem, &a);
+		for (int i = 0; i < a.n; i++)
+			if (a.b[i].verdict == WV_UNSAFE)
+				verdict_add(&p->v, R_NMI, a.b[i].insn, "an NMI before `%s` would not be delivered safely: %s",
+					    p->t.insn[a.b[i].insn].text, a.b[i].reason);
+	}
 	return p->v.n ? PL_VIOLATION : PL_OK;
 }

@@ -5,22 +5,24 @@
 
 #include <inttypes.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "../model/desc.h"
 #include "../model/mmu.h"
 #include "check.h"
+#include "../shim/shim_abi.h"
 
-/* Apply instruction i's recorded writes to the replayed memory. */
-static void replay_writes(struct physmem *pm, const struct trace *t, uint32_t i)
+/* Instruction i's recorded writes, applied (forward) or undone (back) on mem. */
+static void apply_writes(struct physmem *pm, const struct trace *t, uint32_t i, bool forward)
 {
 	const struct tr_insn *in = &t->insn[i];
-	for (uint32_t m = 0; m < in->mem_n; m++) {
+	for (uint32_t k = 0; k < in->mem_n; k++) {
+		uint32_t m = forward ? k : in->mem_n - 1 - k;
 		const struct tr_mem *a = &t->mem[in->mem_first + m];
 		uint8_t *p = a->write ? phys_ptr(pm, a->pa, a->size) : NULL;
-		for (unsigned k = 0; p && k < a->size; k++)
-			p[k] = (uint8_t)(a->value >> (8 * k));
+		uint64_t v = forward ? a->value : a->old;
+		for (unsigned b = 0; p && b < a->size; b++)
+			p[b] = (uint8_t)(v >> (8 * b));
 	}
 }
 
@@ -47,8 +49,15 @@ static bool read_lin(const struct physmem *pm, const struct paging_regs *r, uint
 	return true;
 }
 
+#define OWNER_SHIM 2 /* the shim's own IDT, in the shim page */
+
 static const char *world_of_idt(const struct image *img, uint32_t idt, int *sp)
 {
+	if (img->ep[EP_SHIM_NMI] &&
+	    (idt == img->shim_lin + SHIM_IDT_OFF || idt == (uint32_t)img->shim_pa + SHIM_IDT_PHYS_OFF)) {
+		*sp = OWNER_SHIM;
+		return "shim";
+	}
 	for (int s = 0; s < 2; s++)
 		if (img->w[s].idtr.base == idt) {
 			*sp = s;
@@ -76,7 +85,8 @@ static enum wverdict judge(const struct physmem *pm, const struct image *img, co
 	}
 	int owner;
 	const char *idt_world = world_of_idt(img, c->idtr_base, &owner);
-	if (owner >= 0 && (gate_pa & ~(uint64_t)0xFFF) != img->w[owner].obj_pa[OBJ_IDT]) {
+	uint64_t idt_page = owner == OWNER_SHIM ? img->shim_pa : owner >= 0 ? img->w[owner].obj_pa[OBJ_IDT] : 0;
+	if (owner >= 0 && (gate_pa & ~(uint64_t)0xFFF) != idt_page) {
 		snprintf(why, n, "IDTR 0x%08" PRIx32 " (the %s IDT) reaches physical 0x%" PRIx64 " here, not that IDT",
 			 c->idtr_base, idt_world, gate_pa);
 		return WV_UNSAFE;
@@ -105,8 +115,9 @@ static enum wverdict judge(const struct physmem *pm, const struct image *img, co
 		return WV_UNSAFE;
 	}
 	if (owner >= 0) {
-		enum entry trap = owner == SP_HOST ? EP_HOST_TRAP : EP_MONITOR_TRAP;
-		uint64_t want = img->w[owner].obj_pa[OBJ_CODE] + (img->ep[trap] & 0xFFF);
+		enum entry trap = owner == SP_HOST ? EP_HOST_TRAP : owner == SP_MON ? EP_MONITOR_TRAP : EP_SHIM_NMI;
+		uint64_t page = owner == OWNER_SHIM ? img->shim_pa : img->w[owner].obj_pa[OBJ_CODE];
+		uint64_t want = page + (img->ep[trap] & 0xFFF);
 		if (hw.pa != want) {
 			snprintf(why, n, "handler 0x%08" PRIx32 " reaches physical 0x%" PRIx64 ", not the %s's trap routine",
 				 handler, hw.pa, idt_world);
@@ -126,7 +137,7 @@ static enum wverdict judge(const struct physmem *pm, const struct image *img, co
 		if (k == 0)
 			stack_pa = sw.pa;
 	}
-	bool own_stack = false;
+	bool own_stack = img->ep[EP_SHIM_NMI] && (stack_pa & ~(uint64_t)0xFFF) == img->shim_pa; /* the shim's stack */
 	for (int s = 0; s < 2; s++)
 		own_stack |= (stack_pa & ~(uint64_t)0xFFF) == img->w[s].obj_pa[OBJ_STACK];
 	if (!own_stack) {
@@ -139,17 +150,18 @@ static enum wverdict judge(const struct physmem *pm, const struct image *img, co
 	return WV_SAFE;
 }
 
-bool window_analyse(const struct trace *t, const struct image *img, unsigned vector, struct wanalysis *out)
+void window_analyse(const struct trace *t, const struct image *img, unsigned vector, struct physmem *mem,
+		    struct wanalysis *out)
 {
 	memset(out, 0, sizeof *out);
-	struct physmem pm = img->pm;
-	pm.bytes = malloc((size_t)pm.size);
-	if (!pm.bytes)
-		return false;
-	memcpy(pm.bytes, img->pm.bytes, (size_t)pm.size);
+	if (t->n == 0)
+		return;
 	struct window w[2 * SC_MAX_ROUNDS + 8];
 	int nw = find_windows(t, img, w, (int)(sizeof w / sizeof w[0]));
-	uint32_t replayed = 0;
+	/* Wind memory back to before the first instruction; then forward, boundary by boundary. */
+	for (uint32_t i = t->n; i-- > 0;)
+		apply_writes(mem, t, i, false);
+	uint32_t applied = 0;
 	for (int x = 0; x < nw; x++) {
 		/* From the jump into the shim to the first instruction after the far jump. */
 		uint32_t from = w[x].first > 0 ? w[x].first - 1 : 0;
@@ -157,8 +169,8 @@ bool window_analyse(const struct trace *t, const struct image *img, unsigned vec
 		if (to >= t->n)
 			to = t->n - 1;
 		for (uint32_t i = from; i <= to && out->n < WINDOW_MAX_BOUNDARIES; i++) {
-			while (replayed < i)
-				replay_writes(&pm, t, replayed++);
+			while (applied < i)
+				apply_writes(mem, t, applied++, true);
 			struct wboundary *b = &out->b[out->n++];
 			b->insn = i;
 			b->window = x;
@@ -170,10 +182,10 @@ bool window_analyse(const struct trace *t, const struct image *img, unsigned vec
 				snprintf(b->reason, sizeof b->reason, "delivery waits: the previous instruction loaded SS");
 				continue;
 			}
-			b->verdict = judge(&pm, img, &t->insn[i].cpu, vector, b->reason, sizeof b->reason);
+			b->verdict = judge(mem, img, &t->insn[i].cpu, vector, b->reason, sizeof b->reason);
 			out->unsafe += b->verdict == WV_UNSAFE;
 		}
 	}
-	free(pm.bytes);
-	return true;
+	while (applied < t->n)
+		apply_writes(mem, t, applied++, true);
 }

@@ -44,7 +44,11 @@ struct wanalysis {
 	int unsafe;
 };
 
-/* Analyse every window of t. Returns false when memory for the replay is missing. */
-bool window_analyse(const struct trace *t, const struct image *img, unsigned vector, struct wanalysis *out);
+/* Analyse every window of t. mem must hold physical memory as it was at the end of the
+ * trace (the engine's memory after the run, or the image with the trace's writes applied):
+ * the analysis winds it back through the recorded writes to each boundary and leaves it as
+ * it found it. */
+void window_analyse(const struct trace *t, const struct image *img, unsigned vector, struct physmem *mem,
+		    struct wanalysis *out);
 
 #endif

@@ -199,10 +199,8 @@ static int write_trace(const struct report_ctx *r, const char *path, const char 
 static int window_report(const struct pipeline *p, const struct report_ctx *r, unsigned vector, int fail_on_unsafe)
 {
 	static struct wanalysis a;
-	if (!window_analyse(&p->t, &p->img, vector, &a)) {
-		fprintf(stderr, "shimcheck: window: out of memory\n");
-		return EXIT_INTERNAL;
-	}
+	struct physmem mem = engine_memory(p->eng);
+	window_analyse(&p->t, &p->img, vector, &mem, &a);
 	static const char *const verdicts[] = {"safe", "UNSAFE", "inhibited"};
 	printf("shimcheck window: variant %s, scenario %s (%s): delivery of vector %u at each instruction boundary\n"
 	       "from the jump into the shim to the first instruction after the far jump.\n"

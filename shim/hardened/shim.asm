@@ -11,8 +11,14 @@
 ;     PAE with paging on: go through transition tables of each mode that map this page at its
 ;     linear address and at its physical address, turn paging off at the identity address,
 ;     switch CR4 and CR3, turn paging on, and come back to the linear address.
-;  4. The target's CR4 (PGE included), EFER (NXE) and CR0 (WP), then LGDT, LIDT, busy
-;     clear, LTR, LSS, far JMP.
+;  4. The target's CR4 (PGE included), EFER (NXE) and CR0 (WP), then LGDT, busy clear,
+;     LTR, LSS, LIDT, far JMP.
+;  0. And first of all, a GDT, an IDT and a stack of the shim's own, inside this page (mapped at the
+;     same linear address in both spaces; at the identity address a second IDT and stack by
+;     physical address): an NMI or #MC at any boundary of the switch finds a present gate, a
+;     handler and a stack in whatever space is in force. The handler only notes the NMI in
+;     D_NMI_PENDING for the target world to re-raise. The target's stack is loaded before its
+;     IDT, so both are in place when the target IDT takes over.
 ; Caller's contract (docs/shim-abi.md): IF=0, EBX = linear address of the data area, a flat
 ; CS when D_MODESWITCH is set.
 
@@ -24,6 +30,9 @@ CR4_PGE	equ 0x00000080
 
 ; SWITCH target, source: one shim half. Target/source are H (host) or M (monitor).
 %macro SWITCH 2
+	lidt [ebx + D_SHIM_IDTR]		; gates, descriptors and stack of the shim's own, all in
+	lgdt [ebx + D_SHIM_GDTR]		; this page (IDT first: its gate selector is in every GDT)
+	lss esp, [ebx + D_SHIM_SSESP]		; an NMI now reaches __shim_nmi on this page's stack
 	mov eax, cr4
 	and eax, ~CR4_PGE
 	mov cr4, eax			; flush all translations, global ones too
@@ -40,6 +49,9 @@ CR4_PGE	equ 0x00000080
 	jmp eax				; continue at this page's physical address
 %%identity:
 	add esi, SHIM_DATA_OFF		; the data area, by its physical address
+	lidt [esi + D_SHIM_IDTR_PHYS]	; the shim's tables and stack by physical address, valid
+	lgdt [esi + D_SHIM_GDTR_PHYS]	; with paging off and in both transition tables
+	mov esp, [esi + D_SHIM_SSESP_PHYS]	; (SS keeps its flat cached descriptor)
 	mov eax, cr0
 	and eax, ~CR0_PG
 	mov cr0, eax			; paging off: linear = physical
@@ -54,6 +66,9 @@ CR4_PGE	equ 0x00000080
 	lea eax, [ebx - SHIM_DATA_OFF + %%linear]
 	jmp eax				; back to the linear address
 %%linear:
+	lidt [ebx + D_SHIM_IDTR]
+	lgdt [ebx + D_SHIM_GDTR]
+	mov esp, [ebx + D_SHIM_SSESP]
 	mov eax, [ebx + D_%1_CR3]
 	mov cr3, eax			; the target space
 %%in_target:
@@ -65,14 +80,14 @@ CR4_PGE	equ 0x00000080
 	wrmsr				; the target's EFER (NXE)
 	mov eax, [ebx + D_%1_CR0]
 	mov cr0, eax			; the target's CR0 (WP)
-	lgdt [ebx + D_%1_GDTR]
-	lidt [ebx + D_%1_IDTR]
+	lgdt [ebx + D_%1_GDTR]		; the shim's gate selector is in every GDT
 	mov eax, [ebx + D_%1_GDTR + 2]	; target GDT base, mapped in the target space
 	movzx ecx, word [ebx + D_%1_TR]
 	and ecx, 0xFFF8
 	and byte [eax + ecx + 5], 0xFD	; busy TSS (type 0xB) -> available (0x9)
 	ltr word [ebx + D_%1_TR]
-	lss esp, [ebx + D_%1_SSESP]
+	lss esp, [ebx + D_%1_SSESP]	; the target's stack, then its IDT
+	lidt [ebx + D_%1_IDTR]
 	jmp far [ebx + D_%1_TARGET]
 %endmacro
 
@@ -83,6 +98,17 @@ __monitor2host:
 
 __host2monitor:
 	SWITCH M, H
+
+; __shim_nmi: every gate of the shim's IDTs. Position independent (it runs at the linear or
+; the physical address), touches only its own stack and the data area through SS (flat in
+; every world, and the shim's own SS is flat too).
+__shim_nmi:
+	push eax
+	call .pc
+.pc:	pop eax
+	or byte [ss:eax - .pc + SHIM_DATA_OFF + D_NMI_PENDING], 1
+	pop eax
+	iret
 
 	; (a negative TIMES below is NASM's error for code running into the data area)
 	times SHIM_DATA_OFF - ($ - $$) db 0xCC
