@@ -464,14 +464,14 @@ static void initial_cpu(struct image *img)
 	c->tr = seg_from(h->tr, &td);
 }
 
-enum sc_reason image_build(const struct scenario *sc, const struct shim_code *code, struct image *img,
-			   struct sc_error *err)
+static enum sc_reason build(const struct scenario *sc, const struct shim_code *code, struct image *img,
+			    struct sc_error *err, uint8_t *bytes)
 {
 	memset(img, 0, sizeof *img);
 	memset(err, 0, sizeof *err);
 	img->pm.base = sc->phys_base;
 	img->pm.size = sc->phys_size;
-	img->pm.bytes = calloc(1, (size_t)sc->phys_size);
+	img->pm.bytes = bytes ? bytes : calloc(1, (size_t)sc->phys_size);
 	if (!img->pm.bytes)
 		return fail(err, SC_FULL, "phys_window", "cannot allocate the image");
 	img->next_free = sc->phys_base;
@@ -509,6 +509,28 @@ enum sc_reason image_build(const struct scenario *sc, const struct shim_code *co
 	initial_cpu(img);
 	return SC_OK;
 }
+
+enum sc_reason image_build(const struct scenario *sc, const struct shim_code *code, struct image *img,
+			   struct sc_error *err)
+{
+	return build(sc, code, img, err, NULL);
+}
+
+/* The builder writes only inside the pages it allocates, all below next_free: zeroing those
+ * makes an old image's buffer as good as a fresh one, without touching the whole window. */
+enum sc_reason image_rebuild(const struct scenario *sc, const struct shim_code *code, struct image *img,
+			     struct sc_error *err)
+{
+	if (!img->pm.bytes || img->pm.size != sc->phys_size || img->pm.base != sc->phys_base) {
+		image_free(img);
+		return build(sc, code, img, err, NULL);
+	}
+	uint8_t *bytes = img->pm.bytes;
+	memset(bytes, 0, (size_t)image_used(img));
+	return build(sc, code, img, err, bytes);
+}
+
+uint64_t image_used(const struct image *img) { return img->next_free - img->pm.base; }
 
 void image_free(struct image *img)
 {

@@ -86,6 +86,12 @@ struct image {
 /* Build the image. Returns SC_OK, or a reason (SC_FULL, SC_PAGING, SC_WINDOW) with *err. */
 enum sc_reason image_build(const struct scenario *sc, const struct shim_code *code, struct image *img,
 			   struct sc_error *err);
+/* The same into an image that holds an earlier one (its buffer is reused when the window is
+ * the same): what a fuzzer or a property test calls in its loop. */
+enum sc_reason image_rebuild(const struct scenario *sc, const struct shim_code *code, struct image *img,
+			     struct sc_error *err);
+/* Bytes from the window base that the builder wrote (the rest of the window is zero). */
+uint64_t image_used(const struct image *img);
 void image_free(struct image *img);
 
 /* The symbol at lin in space sp (exact match), or NULL. */

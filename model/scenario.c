@@ -568,6 +568,17 @@ static enum sc_reason check_frame(const struct scenario *sc, const struct sc_map
 				  struct sc_error *err)
 {
 	char f[128];
+	if (m->has_raw && (m->raw & PTE_P)) {
+		/* A present verbatim entry maps real memory: it must exist (nothing is modelled
+		 * outside the window; Unicorn has none there either). */
+		uint64_t size = m->large ? lsize : PGSIZE;
+		uint64_t frame = m->raw & PAE_ADDR_MASK & ~(size - 1);
+		if (frame < sc->phys_base || frame + size > sc->phys_base + sc->phys_size)
+			return fail(err, SC_WINDOW, join(f, sizeof f, m->field, "raw"),
+				    "present entry 0x%" PRIx64 " maps 0x%" PRIx64 ", outside the window 0x%" PRIx64 "-0x%" PRIx64,
+				    m->raw, frame, sc->phys_base, sc->phys_base + sc->phys_size);
+		return SC_OK;
+	}
 	if (m->has_raw || m->to.kind != FR_RAW) {
 		if (m->large && !m->has_raw && m->to.kind != FR_RAW)
 			return fail(err, SC_PAGING, join(f, sizeof f, m->field, "to"),

@@ -86,6 +86,9 @@ struct engine {
 	uint64_t base, size;
 	struct physmem pm;         /* view of live */
 	uint8_t *dirty;            /* one byte per page */
+	uint8_t *exec;             /* one byte per page: executed since the last TB flush */
+	bool exec_unknown;         /* a run without recording: which pages ran is not known */
+	uint64_t used;             /* image_used() of the image loaded */
 	bool code_dirty;
 
 	/* per run */
@@ -530,6 +533,8 @@ static void hook_code(uc_engine *uc, uint64_t address, uint32_t size, void *ud)
 	fetch_bytes(e, e->cur.eip, in->len, in->bytes);
 	e->prev = decode(e, e->cur.eip, in->pa, in->bytes, in->len);
 	in->op = (uint16_t)e->prev->id;
+	if (in->pa != UINT64_MAX && in->pa >= e->base && in->pa < e->base + e->size)
+		e->exec[(in->pa - e->base) >> PGSHIFT] = 1;
 	in->len_model = e->prev->id == X86_INS_INVALID ? 0 : e->prev->size;
 	memcpy(in->text, e->prev->text, sizeof in->text - 1);
 	uint32_t k = t->n - 1;
@@ -903,6 +908,7 @@ void engine_close(struct engine *e)
 	uc_close(e->uc);
 	free(e->live);
 	free(e->dirty);
+	free(e->exec);
 	free(e->struct_gen);
 	free(e);
 }
@@ -958,19 +964,24 @@ bool engine_load(struct engine *e, const struct image *img, char *err, size_t er
 		uc_mem_unmap(e->uc, e->base, e->size);
 		free(e->live);
 		free(e->dirty);
+		free(e->exec);
 		free(e->struct_gen);
 		e->live = NULL;
 	}
-	if (!e->live) {
+	bool fresh = !e->live;
+	if (fresh) {
 		e->base = img->pm.base;
 		e->size = img->pm.size;
 		e->live = aligned_alloc(4096, (size_t)e->size);
 		e->dirty = calloc(1, (size_t)(e->size >> PGSHIFT));
+		e->exec = calloc(1, (size_t)(e->size >> PGSHIFT));
 		e->struct_gen = calloc((size_t)(e->size >> PGSHIFT), sizeof e->struct_gen[0]);
-		if (!e->live || !e->dirty || !e->struct_gen) {
+		if (!e->live || !e->dirty || !e->exec || !e->struct_gen) {
 			snprintf(err, errlen, "out of memory for the physical window");
 			return false;
 		}
+		memset(e->live, 0, (size_t)e->size);
+		e->used = 0;
 		uc_err u = uc_mem_map_ptr(e->uc, e->base, e->size, UC_PROT_ALL, e->live);
 		if (u != UC_ERR_OK) {
 			snprintf(err, errlen, "uc_mem_map_ptr(0x%" PRIx64 ", 0x%" PRIx64 "): %s", e->base, e->size,
@@ -978,12 +989,32 @@ bool engine_load(struct engine *e, const struct image *img, char *err, size_t er
 			return false;
 		}
 	}
-	memcpy(e->live, img->pm.bytes, (size_t)e->size);
-	memset(e->dirty, 0, (size_t)(e->size >> PGSHIFT));
+	/* Bring memory to the new image: pages the old or new image used, and pages the last run
+	 * wrote; all others are zero on both sides. Code that ran and now changes invalidates
+	 * the translated blocks (Unicorn did not see this write). */
+	static const uint8_t zero[PGSIZE];
+	uint64_t used = image_used(img), npages = e->size >> PGSHIFT;
+	bool flush = fresh || e->exec_unknown;
+	for (uint64_t p = 0; p < npages; p++) {
+		uint64_t off = p << PGSHIFT;
+		if (off >= used && off >= e->used && !e->dirty[p])
+			continue;
+		const uint8_t *src = off < used ? img->pm.bytes + off : zero;
+		if (memcmp(e->live + off, src, PGSIZE) != 0) {
+			flush |= e->exec[p] != 0;
+			memcpy(e->live + off, src, PGSIZE);
+		}
+	}
+	e->used = used;
+	memset(e->dirty, 0, (size_t)npages);
 	e->pm.base = e->base;
 	e->pm.size = e->size;
 	e->pm.bytes = e->live;
-	uc_ctl_flush_tb(e->uc); /* new code bytes written behind Unicorn's back */
+	if (flush) {
+		uc_ctl_flush_tb(e->uc);
+		memset(e->exec, 0, (size_t)npages);
+		e->exec_unknown = false;
+	}
 	if (!set_initial(e)) {
 		snprintf(err, errlen, "%s", e->err);
 		return false;
@@ -1040,6 +1071,7 @@ bool engine_run(struct engine *e, struct trace *t, const struct run_limits *lim)
 	trace_reset(t);
 	e->t = t;
 	e->record = lim->record;
+	e->exec_unknown |= !lim->record;
 	e->count = 0;
 	e->bound = lim->max_insns ? lim->max_insns : 2000 + 400 * img->rounds;
 	t->bound = e->bound;

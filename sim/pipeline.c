@@ -19,8 +19,7 @@ void pl_free(struct pipeline *p)
 {
 	if (p->have_code)
 		code_free(&p->code);
-	if (p->have_img)
-		image_free(&p->img);
+	image_free(&p->img);
 	engine_close(p->eng);
 	p->loaded = false;
 	trace_free(&p->t);
@@ -42,22 +41,13 @@ enum pl_status pl_set_scenario(struct pipeline *p, const struct scenario *sc, co
 	struct sc_error err;
 	if (&p->sc != sc)
 		p->sc = *sc;
-	if (p->have_img) {
-		image_free(&p->img);
-		p->have_img = false;
-	}
+	p->have_img = false; /* the buffer stays in p->img for image_rebuild */
 	p->loaded = false;
 	enum sc_reason r = scenario_validate(&p->sc, &err);
 	if (r == SC_OK)
 		r = scenario_check_unswitched(&p->sc, &p->code.sw, &err);
-	if (r == SC_OK) {
-		r = image_build(&p->sc, &p->code, &p->img, &err);
-		p->have_img = true;
-		if (r != SC_OK) {
-			image_free(&p->img);
-			p->have_img = false;
-		}
-	}
+	if (r == SC_OK)
+		p->have_img = (r = image_rebuild(&p->sc, &p->code, &p->img, &err)) == SC_OK;
 	if (r != SC_OK) {
 		snprintf(p->err, sizeof p->err, "%s: %s: %s (rejected: %s)", label, err.field, err.detail, sc_reason_name(r));
 		return PL_INPUT;
