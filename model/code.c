@@ -91,23 +91,42 @@ static bool load_order(json_t *m, struct shim_code *c, const char *mf, char *err
 		char field[32];
 		snprintf(field, sizeof field, "order.%s", dirs[d]);
 		if (!json_is_array(a) || json_array_size(a) == 0 || json_array_size(a) > SWE_N)
-			return bad(err, n, mf, field, "must be an array of 1..%d event names", SWE_N);
+			return bad(err, n, mf, field, "must be an array of 1..%d event names (or arrays of them)", SWE_N);
 		size_t i;
 		json_t *e;
+		int k = 0;
 		json_array_foreach(a, i, e) {
-			const char *s = json_is_string(e) ? json_string_value(e) : "";
-			int k = -1;
-			for (int j = 0; j < SWE_N; j++)
-				if (strcmp(s, swe_names[j]) == 0)
-					k = j;
-			if (k < 0)
-				return bad(err, n, mf, field, "\"%.32s\" is not an event (lgdt lidt busy_clear ltr mov_cr3 lss far_jmp)", s);
-			for (size_t j = 0; j < i; j++)
-				if (c->order[d][j] == (enum swe)k)
-					return bad(err, n, mf, field, "\"%s\" appears twice", s);
-			c->order[d][i] = (enum swe)k;
+			/* a name, or an array of names that may come in any order */
+			json_t *one = json_array();
+			if (json_is_array(e) && json_array_size(e) > 0)
+				json_array_extend(one, e);
+			else
+				json_array_append(one, e);
+			size_t j;
+			json_t *x;
+			json_array_foreach(one, j, x) {
+				const char *s = json_is_string(x) ? json_string_value(x) : "";
+				int id = -1;
+				for (int q = 0; q < SWE_N; q++)
+					if (strcmp(s, swe_names[q]) == 0)
+						id = q;
+				if (id < 0 || k >= SWE_N) {
+					json_decref(one);
+					return bad(err, n, mf, field,
+						   "\"%.32s\" is not an event (lgdt lidt busy_clear ltr mov_cr3 lss far_jmp)", s);
+				}
+				for (int q = 0; q < k; q++)
+					if (c->order[d][q] == (enum swe)id) {
+						json_decref(one);
+						return bad(err, n, mf, field, "\"%s\" appears twice", s);
+					}
+				c->order[d][k] = (enum swe)id;
+				c->group[d][k] = (int)i;
+				k++;
+			}
+			json_decref(one);
 		}
-		c->norder[d] = (int)json_array_size(a);
+		c->norder[d] = k;
 	}
 	return true;
 }

@@ -62,6 +62,8 @@ struct shim_code {
 	uint32_t entry[EP_N];     /* offset inside its binary; ENTRY_ABSENT for an optional one */
 	int norder[2];
 	enum swe order[2][SWE_N]; /* per direction, the declared event order */
+	int group[2][SWE_N];      /* order[d][k] belongs to group group[d][k]: events of one group
+	                           * may come in any order among themselves (["lgdt", "lidt"]) */
 	struct sc_switches sw;    /* state the variant switches beyond CR3/GDTR/IDTR/TR */
 	bool nmi_safe;            /* the variant claims every window boundary can take an NMI */
 	int nsyms;

@@ -123,25 +123,45 @@ void check_order(const struct trace *t, const struct image *img, const struct sh
 				}
 			}
 		}
-		/* Compare with the declaration; report the first difference, with what was seen. */
-		int k = 0;
-		for (; k < code->norder[d] && k < ns; k++)
-			if (seen[k] != code->order[d][k])
-				break;
-		if (k == code->norder[d] && ns == k)
-			continue;
+		/* Compare with the declaration, a group at a time (a group's events may come in any
+		 * order among themselves, each once); report the first difference. */
 		char got[160] = "";
 		for (int x = 0; x < ns; x++)
 			snprintf(got + strlen(got), sizeof got - strlen(got), "%s%s", x ? " " : "", swe_name(seen[x]));
-		if (k < code->norder[d] && k < ns)
-			report(v, R_ORDER, at[k], "%s window %d: %s where %s is due (seen: %s)", dir_name(d), i, swe_name(seen[k]),
-			       swe_name(code->order[d][k]), got);
-		else if (k < code->norder[d])
-			report(v, R_ORDER, w[i].last, "%s window %d: %s never happens (seen: %s)", dir_name(d), i,
-			       swe_name(code->order[d][k]), got[0] ? got : "nothing");
-		else
-			report(v, R_ORDER, at[k], "%s window %d: extra %s after the declared sequence (seen: %s)", dir_name(d), i,
-			       swe_name(seen[k]), got);
+		int x = 0, g0 = 0;
+		bool bad = false;
+		while (g0 < code->norder[d] && !bad) {
+			int g1 = g0;
+			while (g1 < code->norder[d] && code->group[d][g1] == code->group[d][g0])
+				g1++;
+			bool done[SWE_N] = {false};
+			for (int m = 0; m < g1 - g0 && !bad; m++, x++) {
+				enum swe due = SWE_N; /* the first member of the group not seen yet */
+				for (int q = g0; q < g1 && due == SWE_N; q++)
+					if (!done[code->order[d][q]])
+						due = code->order[d][q];
+				if (x >= ns) {
+					report(v, R_ORDER, w[i].last, "%s window %d: %s never happens (seen: %s)", dir_name(d), i,
+					       swe_name(due), got[0] ? got : "nothing");
+					bad = true;
+					break;
+				}
+				bool member = false;
+				for (int q = g0; q < g1; q++)
+					member |= seen[x] == code->order[d][q];
+				if (!member || done[seen[x]]) {
+					report(v, R_ORDER, at[x], "%s window %d: %s where %s is due (seen: %s)", dir_name(d), i,
+					       swe_name(seen[x]), swe_name(due), got);
+					bad = true;
+					break;
+				}
+				done[seen[x]] = true;
+			}
+			g0 = g1;
+		}
+		if (!bad && x < ns)
+			report(v, R_ORDER, at[x], "%s window %d: extra %s after the declared sequence (seen: %s)", dir_name(d), i,
+			       swe_name(seen[x]), got);
 	}
 }
 

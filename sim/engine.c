@@ -778,6 +778,9 @@ static uint32_t model_error_code(struct engine *e, int vector, uint32_t cr2, boo
 		if (d && (d->id == X86_INS_LTR || d->id == X86_INS_AND || d->id == X86_INS_OR) &&
 		    paging_walk(&e->pm, &e->regs, cr2, ACC_READ, 0).status == WALK_OK)
 			acc = ACC_WRITE; /* LTR's busy-bit write; read-modify-write */
+		if (d && (d->id == X86_INS_PUSH || d->id == X86_INS_PUSHAL || d->id == X86_INS_PUSHFD ||
+			  d->id == X86_INS_CALL || d->id == X86_INS_LCALL))
+			acc = ACC_WRITE; /* stack stores */
 		struct walk w = paging_walk(&e->pm, &e->regs, cr2, acc, 0);
 		e->fault_walk_ok = w.status == WALK_OK;
 		return w.status == WALK_FAULT ? w.err : 0;

@@ -36,6 +36,16 @@ enum pl_status pl_load_code(struct pipeline *p, const char *dir)
 	return p->have_code ? PL_OK : PL_INPUT;
 }
 
+void pl_use_code(struct pipeline *p, struct shim_code *c)
+{
+	if (p->have_code)
+		code_free(&p->code);
+	p->code = *c;
+	p->have_code = true;
+	p->have_img = false; /* the image embeds the code: rebuild it */
+	p->loaded = false;
+}
+
 enum pl_status pl_set_scenario(struct pipeline *p, const struct scenario *sc, const char *label)
 {
 	struct sc_error err;

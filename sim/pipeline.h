@@ -29,6 +29,8 @@ void pl_init(struct pipeline *p);
 void pl_free(struct pipeline *p);
 /* Load and validate a code directory. */
 enum pl_status pl_load_code(struct pipeline *p, const char *dir);
+/* Use code c (taken over: the pipeline frees it), e.g. a mutant of a loaded variant. */
+void pl_use_code(struct pipeline *p, struct shim_code *c);
 /* Load a scenario file (needs the code first: the variant decides what may differ). */
 enum pl_status pl_load_scenario(struct pipeline *p, const char *path);
 /* Use an already parsed scenario (property tests, fuzzers). */

@@ -137,12 +137,16 @@ static enum wverdict judge(const struct physmem *pm, const struct image *img, co
 		if (k == 0)
 			stack_pa = sw.pa;
 	}
-	bool own_stack = img->ep[EP_SHIM_NMI] && (stack_pa & ~(uint64_t)0xFFF) == img->shim_pa; /* the shim's stack */
-	for (int s = 0; s < 2; s++)
-		own_stack |= (stack_pa & ~(uint64_t)0xFFF) == img->w[s].obj_pa[OBJ_STACK];
+	/* A world's handler must run on that world's stack; the shim's handler (which only
+	 * notes the NMI) may run on any world's stack or its own. */
+	uint64_t spage = stack_pa & ~(uint64_t)0xFFF;
+	bool own_stack = owner >= 0 && owner < 2 ? spage == img->w[owner].obj_pa[OBJ_STACK]
+		: spage == img->shim_pa || spage == img->w[SP_HOST].obj_pa[OBJ_STACK] ||
+			  spage == img->w[SP_MON].obj_pa[OBJ_STACK];
 	if (!own_stack) {
 		snprintf(why, n, "the CPU would push EFLAGS/CS/EIP at 0x%08" PRIx32 " = physical 0x%" PRIx64
-			 ", which is no world's stack (the stack pointer belongs to the other space)", sp, stack_pa);
+			 ", which is not the stack of the %s the handler belongs to", sp, stack_pa,
+			 idt_world ? idt_world : "world");
 		return WV_UNSAFE;
 	}
 	snprintf(why, n, "%s IDT gate %u -> handler 0x%08" PRIx32 ", push at 0x%08" PRIx32, idt_world ? idt_world : "an",

@@ -21,6 +21,7 @@
 #include "bench.h"
 #include "fuzz.h"
 #include "image_export.h"
+#include "mutate_cmd.h"
 #include "report.h"
 #include "window.h"
 
@@ -55,6 +56,7 @@ static void usage(FILE *f)
 		"  rules    list the rule IDs with what each one checks\n"
 		"  bench    time the engine floor, the checked round trip and a cold start (--seconds N)\n"
 		"  image    write the physical image + initial CPU state for other engines (--out FILE)\n"
+		"  mutate   automatic mutants of the variant's binaries, run through every checker\n"
 		"  window   could an NMI be delivered at each boundary of the switch windows?\n"
 		"           (--vector N, default 2; --fail-on-unsafe: exit 1 when a boundary is unsafe)\n"
 		"  fuzz     random scenarios biased toward collisions; findings shrunk into --out\n"
@@ -241,8 +243,9 @@ int main(int argc, char **argv)
 	}
 	bool trace_cmd = strcmp(o.cmd, "trace") == 0, bench_cmd = strcmp(o.cmd, "bench") == 0;
 	bool fuzz_cmd = strcmp(o.cmd, "fuzz") == 0, image_cmd = strcmp(o.cmd, "image") == 0;
-	bool window_cmd = strcmp(o.cmd, "window") == 0;
-	if (!trace_cmd && !bench_cmd && !fuzz_cmd && !image_cmd && !window_cmd && strcmp(o.cmd, "run") != 0) {
+	bool window_cmd = strcmp(o.cmd, "window") == 0, mutate_cmd = strcmp(o.cmd, "mutate") == 0;
+	if (!trace_cmd && !bench_cmd && !fuzz_cmd && !image_cmd && !window_cmd && !mutate_cmd &&
+	    strcmp(o.cmd, "run") != 0) {
 		fprintf(stderr, "shimcheck: command line: unknown command '%s' (see --help)\n", o.cmd);
 		return EXIT_INPUT;
 	}
@@ -282,6 +285,14 @@ int main(int argc, char **argv)
 	}
 	if (st == PL_OK)
 		st = pl_load_scenario(&p, scen);
+	if (st == PL_OK && mutate_cmd) {
+		char root[PATH_MAX];
+		/* the shipped scenarios: next to the default one */
+		snprintf(root, sizeof root, "%s", exists("scenarios/default.json") ? "." : SHIMCHECK_SOURCE_DIR);
+		rc = mutate_run(&p, root);
+		pl_free(&p);
+		return rc;
+	}
 	if (st == PL_OK && image_cmd) {
 		if (!o.out) {
 			fprintf(stderr, "shimcheck: command line: image needs --out FILE\n");
