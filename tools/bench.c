@@ -9,6 +9,8 @@
  */
 #include "bench.h"
 
+#include "fuzz.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -81,6 +83,14 @@ static int cold_once(struct pipeline *p)
 	return pl_run(p) == PL_OK ? 0 : 1;
 }
 
+/* One QEMU boot of the same scenario, in microseconds per round trip (0: not measurable
+ * here: no boot harness or no QEMU). */
+static double bench_qemu_us(struct pipeline *p)
+{
+	(void)p;
+	return 0;
+}
+
 static long rss_mib(void)
 {
 	struct rusage ru;
@@ -113,14 +123,38 @@ int bench_run(struct pipeline *p, double seconds)
 		fprintf(stderr, "shimcheck bench: a timed run failed: %s\n", p->err);
 		return 3;
 	}
-	uint32_t rounds = p->img.rounds;
+	uint32_t rounds = p->img.rounds, insns = p->t.n;
+	char scen_name[SC_NAME_MAX];
+	snprintf(scen_name, sizeof scen_name, "%s", p->sc.name);
+	/* Fuzzing: generated scenarios (image build, load, run, checks) with 1 and 2 processes.
+	 * Findings would go to a scratch folder; a hardened variant has none. */
+	char scratch[] = "/tmp/shimcheck-bench-XXXXXX";
+	double f1 = 0, f2 = 0;
+	if (mkdtemp(scratch)) {
+		struct fuzz_opts fo = {share / 2, 1, 1, scratch, true, &f1};
+		fuzz_run(&fo, p);
+		fo.jobs = 2;
+		fo.rate = &f2;
+		fuzz_run(&fo, p);
+		char cmd[128];
+		snprintf(cmd, sizeof cmd, "rm -rf %s", scratch);
+		if (system(cmd) != 0)
+			fprintf(stderr, "shimcheck bench: could not remove %s\n", scratch);
+	}
 	printf("%-10s %12s %14s %10s\n", "measure", "us/run", "round trips/s", "runs");
 	printf("%-10s %12.2f %14.0f %10ld\n", "raw", raw, rounds * 1e6 / raw, nraw);
 	printf("%-10s %12.2f %14.0f %10ld\n", "checked", chk, rounds * 1e6 / chk, nchk);
 	printf("%-10s %12.2f %14.0f %10ld\n", "cold", cold, rounds * 1e6 / cold, ncold);
-	printf("(one run = %u round trips, %u instructions; scenario %s, variant %s)\n", rounds, p->t.n, p->sc.name,
+	printf("(one run = %u round trips, %u instructions; scenario %s, variant %s)\n", rounds, insns, scen_name,
 	       p->code.variant);
-	printf("checked_us=%.2f raw_us=%.2f overhead=%.2fx cold_us=%.2f rss_mib=%ld\n", chk / rounds, raw / rounds,
-	       chk / raw, cold / rounds, rss_mib());
+	printf("%-10s %12.2f %14s %10s\n", "fuzz -j1", f1 > 0 ? 1e6 / f1 : 0.0, "(scenarios)", "");
+	printf("%-10s %12.2f %14s %10s\n", "fuzz -j2", f2 > 0 ? 1e6 / f2 : 0.0, "(scenarios)", "");
+	double qemu_us = bench_qemu_us(p);
+	char qemu[32] = "na";
+	if (qemu_us > 0)
+		snprintf(qemu, sizeof qemu, "%.0fx", qemu_us / (chk / rounds));
+	printf("checked_us=%.2f raw_us=%.2f overhead=%.2fx cold_us=%.2f fuzz_per_s=%.0f jobs2_speedup=%.2fx qemu_ratio=%s "
+	       "rss_mib=%ld\n", chk / rounds, raw / rounds, chk / raw, cold / rounds, f1, f1 > 0 ? f2 / f1 : 0.0, qemu,
+	       rss_mib());
 	return 0;
 }

@@ -218,16 +218,20 @@ int fuzz_run(const struct fuzz_opts *o, struct pipeline *p)
 		}
 	}
 	double dt = now_s() - t0;
+	if (o->rate)
+		*o->rate = dt > 0 ? (double)total.scenarios / dt : 0;
 	int distinct = 0;
 	for (int i = 0; i < R_N; i++)
 		if (total.per_rule[i]) {
 			distinct++;
-			printf("  %-13s %" PRIu64 "\n", rule_id((enum rule)i), total.per_rule[i]);
+			if (!o->quiet)
+				printf("  %-13s %" PRIu64 "\n", rule_id((enum rule)i), total.per_rule[i]);
 		}
-	for (int i = 1; i < SC_NREASONS; i++)
+	for (int i = 1; i < SC_NREASONS && !o->quiet; i++)
 		if (total.per_reason[i])
 			printf("  rejected: %-17s %" PRIu64 "\n", sc_reason_name((enum sc_reason)i), total.per_reason[i]);
-	printf("fuzz: variant %s, seed 0x%" PRIx64 ", %d job%s: %" PRIu64 " scenarios in %.1f s (%.0f/s), rejected %.1f%%, "
+	if (!o->quiet)
+		printf("fuzz: variant %s, seed 0x%" PRIx64 ", %d job%s: %" PRIu64 " scenarios in %.1f s (%.0f/s), rejected %.1f%%, "
 	       "findings %" PRIu64 ", distinct rules %d, internal errors %" PRIu64 "\n",
 	       p->code.variant, o->seed, o->jobs, o->jobs == 1 ? "" : "s", total.scenarios, dt,
 	       dt > 0 ? (double)total.scenarios / dt : 0.0,

@@ -8,7 +8,8 @@ struct fuzz_opts {
 	uint64_t seed;
 	int jobs;
 	const char *out;
-	bool quiet;
+	bool quiet;          /* no per-finding lines and no summary (bench) */
+	double *rate;        /* when set: scenarios per second, written at the end */
 };
 /* Run the fuzzer with p's code loaded; returns the exit status (0 none, 1 findings, 2, 3). */
 int fuzz_run(const struct fuzz_opts *o, struct pipeline *p);

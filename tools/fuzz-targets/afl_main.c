@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h> /* read(), which __AFL_FUZZ_TESTCASE_LEN expands to */
 
 #include "fuzz_common.h"
 

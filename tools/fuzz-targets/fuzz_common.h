@@ -46,8 +46,8 @@ int fz_pipeline_init(bool warm);
 void fz_pipeline_one(const uint8_t *data, size_t size);
 
 /* Input bytes to a scenario: JSON when the first non-blank byte is '{', else the generator
- * seeded from the first 8 bytes, then field overrides from the rest. Returns SC_OK or the
- * parse rejection (generated scenarios are validated later, by pl_set_scenario). */
+ * seeded from the first 8 bytes, then field overrides from the rest, written as a scenario
+ * file and parsed back. Returns SC_OK or scenario_parse's rejection. */
 enum sc_reason fz_decode_scenario(const uint8_t *data, size_t size, struct scenario *sc, struct sc_error *err);
 
 /* Field by field; on the first difference writes its path into what and returns false. */

@@ -159,3 +159,6 @@ kernel_idt:
 	align 16
 	resb 16384
 stack_top:
+
+; no executable stack wanted (silences ld's warning about a missing note)
+section .note.GNU-stack noalloc noexec nowrite progbits

@@ -46,10 +46,6 @@
 #define IH_ENTRY_SIZE 148
 #define IH_HDR_SIZE 256
 
-/* host.bin's parameter block (shim/shim_abi.h). */
-#define PB_MAGIC_VALUE 0x42504853u
-#define PB_OBSERVER 0x0C
-
 /* The observer blob (observer.asm): its header, then code, then struct blob_params. */
 #define BLOB_MAGIC 0x424F4853u
 

@@ -21,6 +21,7 @@
 ; Output goes to port 0xE9 (QEMU debugcon, Bochs port_e9_hack) and to COM1.
 
 bits 32
+%include "shim_abi.inc"		; SHIM_DATA_OFF, D_* (generated from shim/shim_abi.h)
 
 BLOB_MAGIC	equ 0x424F4853		; "SHOB"
 STUB_SIZE	equ 16
@@ -248,6 +249,17 @@ observer:
 	call read_entry
 	lea edi, [ebp + k_shim_entry]
 	call putkv64
+
+	; two words of the shim's data area, through the host's mapping of the shim page: what
+	; the guest read with its own PTE in place (a stale translation shows here), and the
+	; monitor's count of round trips
+	mov ebx, [ebp + params + P.shim_lin]
+	lea edi, [ebp + k_guest_seen]
+	mov eax, [ebx + SHIM_DATA_OFF + D_GUEST_SEEN]
+	call putkv
+	lea edi, [ebp + k_monitor_rounds]
+	mov eax, [ebx + SHIM_DATA_OFF + D_ROUNDS]
+	call putkv
 
 	; checksum of the page at the shim's linear address, as the host sees it:
 	; h = rol(h, 5) + dword, over the 1024 dwords in order (boot_cmd.c computes the same)
@@ -521,6 +533,8 @@ k_esi:		db ',"esi":"0x', 0
 k_edi:		db ',"edi":"0x', 0
 k_shim_entry:	db ',"shim_entry":"0x', 0
 k_shim_sum:	db ',"shim_sum":"0x', 0
+k_guest_seen:	db ',"guest_seen":"0x', 0
+k_monitor_rounds: db ',"monitor_rounds":"0x', 0
 k_vector:	db ',"vector":"0x', 0
 k_error:	db ',"error":"0x', 0
 k_eip:		db ',"eip":"0x', 0

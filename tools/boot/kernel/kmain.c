@@ -1,0 +1,495 @@
+/*
+ * kmain.c: the boot kernel's C part. Between the boot loader and host_main it:
+ *
+ *   1. reads the image file (the first multiboot module) and checks its header;
+ *   2. moves the image bytes to the window base and zeroes the rest of the window;
+ *   3. installs the observer blob in the host code page after host.bin, points host.bin's
+ *      PB_OBSERVER at it and the host IDT's first 32 gates at its exception stubs;
+ *   4. builds its own page tables (same paging mode as the host) that map the kernel 1:1,
+ *      the host code page at its host linear address and the monitor's shim-address entry
+ *      at its physical address;
+ *   5. clears the busy bit of the host TSS descriptor, sets EFER, and hands over to
+ *      kernel_enter, which turns paging on and jumps into the blob's enter_host.
+ *
+ * The host's and the monitor's page tables, GDTs, TSSs and code are the image's bytes,
+ * untouched; what the kernel adds to the image is listed in docs/hardware.md.
+ *
+ * Everything the kernel says is one JSON line on port 0xE9 and COM1.
+ */
+#include <stddef.h>
+#include <stdint.h>
+
+#include "kernel.h"
+#include "shim_abi.h" /* host.bin's parameter block: PB_MAGIC_VALUE, PB_OBSERVER */
+
+#define MB_BOOT_MAGIC 0x2BADB002u
+#define MB_INFO_MEM (1u << 0)
+#define MB_INFO_MODS (1u << 3)
+#define MB_INFO_LOADER (1u << 9)
+
+#define COM1 0x3F8
+#define PAGE 4096u
+#define MIB (1024u * 1024u)
+
+#define CR0_PE 0x00000001u
+#define CR0_PG 0x80000000u
+#define CR4_PSE 0x00000010u
+#define CR4_PAE 0x00000020u
+#define CR4_PGE 0x00000080u
+#define EFER_MSR 0xC0000080u
+#define EFER_NXE 0x800u
+
+#define PTE_P 0x1u
+#define PTE_W 0x2u
+#define PTE_PS 0x80u
+
+struct mb_info {
+	uint32_t flags, mem_lower, mem_upper, boot_device, cmdline, mods_count, mods_addr;
+	uint32_t syms[4], mmap_length, mmap_addr, drives_length, drives_addr, config_table, boot_loader_name;
+};
+
+struct mb_module {
+	uint32_t start, end, string, reserved;
+};
+
+/* ---- freestanding basics (the compiler may call these) ------------------------------- */
+
+void *memset(void *d, int c, size_t n)
+{
+	uint8_t *p = d;
+	while (n--)
+		*p++ = (uint8_t)c;
+	return d;
+}
+
+void *memcpy(void *d, const void *s, size_t n)
+{
+	uint8_t *p = d;
+	const uint8_t *q = s;
+	while (n--)
+		*p++ = *q++;
+	return d;
+}
+
+void *memmove(void *d, const void *s, size_t n)
+{
+	uint8_t *p = d;
+	const uint8_t *q = s;
+	if (p < q) {
+		while (n--)
+			*p++ = *q++;
+	} else {
+		while (n--)
+			p[n] = q[n];
+	}
+	return d;
+}
+
+/* Zero a large range fast (the window is up to 28 MiB; byte loops are slow on Bochs). */
+static void zero_dwords(uint32_t pa, uint32_t bytes)
+{
+	uint32_t n = bytes / 4;
+	__asm__ volatile("cld; rep stosl" : "+D"(pa), "+c"(n) : "a"(0) : "memory");
+}
+
+static inline void outb(uint16_t port, uint8_t v) { __asm__ volatile("outb %0, %1" : : "a"(v), "Nd"(port)); }
+static inline uint8_t inb(uint16_t port)
+{
+	uint8_t v;
+	__asm__ volatile("inb %1, %0" : "=a"(v) : "Nd"(port));
+	return v;
+}
+
+static inline void cpuid(uint32_t leaf, uint32_t r[4])
+{
+	__asm__ volatile("cpuid" : "=a"(r[0]), "=b"(r[1]), "=c"(r[2]), "=d"(r[3]) : "a"(leaf), "c"(0));
+}
+
+static inline void wrmsr(uint32_t msr, uint64_t v)
+{
+	__asm__ volatile("wrmsr" : : "c"(msr), "a"((uint32_t)v), "d"((uint32_t)(v >> 32)));
+}
+
+/* Physical memory: paging is off until kernel_enter, so a physical address is a pointer. */
+static inline uint8_t *phys(uint32_t pa) { return (uint8_t *)(uintptr_t)pa; }
+static inline uint32_t rd32(uint32_t pa) { return *(volatile uint32_t *)phys(pa); }
+static inline uint64_t rd64(uint32_t pa) { return *(volatile uint64_t *)phys(pa); }
+static inline void wr32(uint32_t pa, uint32_t v) { *(volatile uint32_t *)phys(pa) = v; }
+static inline void wr64(uint32_t pa, uint64_t v) { *(volatile uint64_t *)phys(pa) = v; }
+
+/* ---- output --------------------------------------------------------------------------- */
+
+static void serial_init(void)
+{
+	outb(COM1 + 1, 0x00); /* no interrupts */
+	outb(COM1 + 3, 0x80); /* DLAB */
+	outb(COM1 + 0, 0x01); /* 115200 baud */
+	outb(COM1 + 1, 0x00);
+	outb(COM1 + 3, 0x03); /* 8N1 */
+	outb(COM1 + 2, 0xC7); /* FIFO on, cleared */
+	outb(COM1 + 4, 0x03); /* DTR, RTS */
+}
+
+static void kputc(char c)
+{
+	outb(0xE9, (uint8_t)c);
+	for (int i = 0; i < 100000 && !(inb(COM1 + 5) & 0x20); i++)
+		;
+	outb(COM1, (uint8_t)c);
+}
+
+static void kputs(const char *s)
+{
+	while (*s)
+		kputc(*s++);
+}
+
+/* Lower-case hex without leading zeros, as the simulator's JSON writes numbers. */
+static void kputhex(uint64_t v)
+{
+	char b[17];
+	int n = 0;
+	do {
+		b[n++] = "0123456789abcdef"[v & 0xF];
+		v >>= 4;
+	} while (v);
+	while (n)
+		kputc(b[--n]);
+}
+
+static void kv_hex(const char *key, uint64_t v)
+{
+	kputs(",\"");
+	kputs(key);
+	kputs("\":\"0x");
+	kputhex(v);
+	kputc('"');
+}
+
+/* A JSON string value from untrusted bytes (the loader's name): escape, cut at max. */
+static void kv_str(const char *key, const char *s, int max)
+{
+	kputs(",\"");
+	kputs(key);
+	kputs("\":\"");
+	for (int i = 0; s && s[i] && i < max; i++) {
+		char c = s[i];
+		if (c == '"' || c == '\\') {
+			kputc('\\');
+			kputc(c);
+		} else if ((unsigned char)c < 0x20 || (unsigned char)c >= 0x7F) {
+			kputc('?');
+		} else {
+			kputc(c);
+		}
+	}
+	kputc('"');
+}
+
+static void __attribute__((noreturn)) fail(const char *msg, uint64_t value)
+{
+	kputs("{\"type\":\"error\",\"phase\":\"kernel\"");
+	kv_str("message", msg, 200);
+	kv_hex("value", value);
+	kputs("}\n");
+	kernel_stop(KEXIT_KERNEL);
+}
+
+void kernel_fault(const struct kfault *f)
+{
+	uint32_t cr2;
+	__asm__ volatile("mov %%cr2, %0" : "=r"(cr2));
+	kputs("{\"type\":\"exception\",\"phase\":\"kernel\"");
+	kv_hex("vector", f->vector);
+	kv_hex("error", f->error);
+	kv_hex("eip", f->eip);
+	kv_hex("cs", f->cs & 0xFFFF);
+	kv_hex("eflags", f->eflags);
+	kv_hex("cr2", cr2);
+	kputs("}\n");
+	kernel_stop(KEXIT_KERNEL);
+}
+
+/* ---- the kernel's own IDT (its phase only; the host world gets gates in its own IDT) --- */
+
+static uint64_t gate(uint32_t off, uint16_t sel)
+{
+	/* 32-bit interrupt gate, present, DPL 0 */
+	return (off & 0xFFFFu) | ((uint64_t)sel << 16) | ((uint64_t)(0x8E00u | (off & 0xFFFF0000u)) << 32);
+}
+
+static void kernel_idt_load(void)
+{
+	for (int v = 0; v < 32; v++)
+		kernel_idt[v] = gate(kernel_stubs[v], 0x08);
+	struct __attribute__((packed)) {
+		uint16_t limit;
+		uint32_t base;
+	} d = {sizeof(uint64_t) * 32 - 1, (uint32_t)(uintptr_t)kernel_idt};
+	__asm__ volatile("lidt %0" : : "m"(d));
+}
+
+/* ---- the image's page tables ----------------------------------------------------------- */
+
+/* Translate lin through the tables at cr3 in the mode cr4 selects (32-bit with or without
+ * PSE, or PAE), reading physical memory. Returns 0 with *pa, or -1 when not mapped or the
+ * tables point above 4 GiB. Permissions do not matter here: the kernel writes by physical
+ * address. */
+static int walk(uint32_t cr3, uint32_t cr4, uint32_t lin, uint32_t *pa)
+{
+	const uint64_t addr = 0x000FFFFFFFFFF000ull;
+	if (cr4 & CR4_PAE) {
+		uint64_t pdpte = rd64((cr3 & ~0x1Fu) + 8 * (lin >> 30));
+		if (!(pdpte & PTE_P) || (pdpte & addr) >> 32)
+			return -1;
+		uint64_t pde = rd64((uint32_t)(pdpte & addr) + 8 * ((lin >> 21) & 511));
+		if (!(pde & PTE_P) || (pde & addr) >> 32)
+			return -1;
+		if (pde & PTE_PS) {
+			*pa = (uint32_t)(pde & 0xFFE00000u) + (lin & 0x1FFFFFu);
+			return 0;
+		}
+		uint64_t pte = rd64((uint32_t)(pde & addr) + 8 * ((lin >> 12) & 511));
+		if (!(pte & PTE_P) || (pte & addr) >> 32)
+			return -1;
+		*pa = (uint32_t)(pte & addr) + (lin & 0xFFFu);
+		return 0;
+	}
+	uint32_t pde = rd32((cr3 & ~0xFFFu) + 4 * (lin >> 22));
+	if (!(pde & PTE_P))
+		return -1;
+	if ((cr4 & CR4_PSE) && (pde & PTE_PS)) {
+		if (pde & 0x001FE000u) /* PSE-36 bits: above 4 GiB */
+			return -1;
+		*pa = (pde & 0xFFC00000u) + (lin & 0x3FFFFFu);
+		return 0;
+	}
+	uint32_t pte = rd32((pde & ~0xFFFu) + 4 * ((lin >> 12) & 1023));
+	if (!(pte & PTE_P))
+		return -1;
+	*pa = (pte & ~0xFFFu) + (lin & 0xFFFu);
+	return 0;
+}
+
+/* ---- the kernel's page tables ---------------------------------------------------------- */
+
+#define POOL_PAGES 16
+static uint8_t pool[POOL_PAGES][PAGE] __attribute__((aligned(PAGE)));
+static int pool_used;
+static uint32_t kpd;   /* the root: page directory, or the page holding the PDPT */
+static int kpd_pae;
+
+static uint32_t pool_page(void)
+{
+	if (pool_used == POOL_PAGES)
+		fail("the kernel's page-table pool is exhausted", POOL_PAGES);
+	return (uint32_t)(uintptr_t)pool[pool_used++]; /* .bss: zero */
+}
+
+/* Map the 4 KiB page lin -> pa (writable, supervisor) in the kernel's tables. A second
+ * mapping of lin to a different page is a layout the kernel cannot build: say so. */
+static void kmap(uint32_t lin, uint32_t pa)
+{
+	lin &= ~(PAGE - 1);
+	pa &= ~(PAGE - 1);
+	uint32_t pte_at;
+	if (kpd_pae) {
+		uint32_t pdpte_at = kpd + 8 * (lin >> 30);
+		if (!(rd64(pdpte_at) & PTE_P))
+			wr64(pdpte_at, pool_page() | PTE_P); /* PDPTEs have no R/W or U/S bits */
+		uint32_t pde_at = (uint32_t)(rd64(pdpte_at) & ~0xFFFull) + 8 * ((lin >> 21) & 511);
+		if (!(rd64(pde_at) & PTE_P))
+			wr64(pde_at, pool_page() | PTE_P | PTE_W);
+		pte_at = (uint32_t)(rd64(pde_at) & ~0xFFFull) + 8 * ((lin >> 12) & 511);
+		uint64_t old = rd64(pte_at);
+		if ((old & PTE_P) && (uint32_t)(old & ~0xFFFull) != pa)
+			fail("the kernel cannot map this linear page twice (host code page vs kernel or entry page)", lin);
+		wr64(pte_at, pa | PTE_P | PTE_W);
+		return;
+	}
+	uint32_t pde_at = kpd + 4 * (lin >> 22);
+	if (!(rd32(pde_at) & PTE_P))
+		wr32(pde_at, pool_page() | PTE_P | PTE_W);
+	pte_at = (rd32(pde_at) & ~0xFFFu) + 4 * ((lin >> 12) & 1023);
+	uint32_t old = rd32(pte_at);
+	if ((old & PTE_P) && (old & ~0xFFFu) != pa)
+		fail("the kernel cannot map this linear page twice (host code page vs kernel or entry page)", lin);
+	wr32(pte_at, pa | PTE_P | PTE_W);
+}
+
+/* ---- main ------------------------------------------------------------------------------ */
+
+static uint8_t hdr[IH_HDR_SIZE];
+
+static uint32_t h32(int off) { return *(const uint32_t *)(hdr + off); }
+static uint64_t h64(int off) { return *(const uint64_t *)(hdr + off); }
+static uint16_t h16(int off) { return *(const uint16_t *)(hdr + off); }
+
+static void print_boot_line(const struct mb_info *mbi, uint32_t mod_start, uint32_t mod_len)
+{
+	uint32_t r[4], brand[13] = {0};
+	kputs("{\"type\":\"boot\",\"kernel\":\"shimcheck-boot\"");
+	if (mbi->flags & MB_INFO_LOADER)
+		kv_str("loader", (const char *)phys(mbi->boot_loader_name), 60);
+	cpuid(0, r);
+	uint32_t vendor[4] = {r[1], r[3], r[2], 0};
+	kv_str("cpu_vendor", (const char *)vendor, 12);
+	cpuid(1, r);
+	kv_hex("cpu_signature", r[0]);
+	cpuid(0x80000000u, r);
+	if (r[0] >= 0x80000004u) {
+		for (uint32_t i = 0; i < 3; i++)
+			cpuid(0x80000002u + i, brand + 4 * i);
+		const char *b = (const char *)brand;
+		while (*b == ' ')
+			b++;
+		kv_str("cpu_brand", b, 48);
+	}
+	kv_hex("module", mod_start);
+	kv_hex("module_size", mod_len);
+	kv_hex("window", h64(IH_WIN_BASE));
+	kv_hex("window_size", h64(IH_WIN_SIZE));
+	kv_hex("image_bytes", h64(IH_DATA));
+	kputs("}\n");
+}
+
+/* The CPU features the image's control registers need; a missing one would #GP at the MOV
+ * to CR4 or WRMSR, so name it instead. */
+static void check_features(uint32_t cr4, uint32_t efer)
+{
+	uint32_t r[4];
+	cpuid(1, r);
+	if ((cr4 & CR4_PSE) && !(r[3] & (1u << 3)))
+		fail("the image needs CR4.PSE; this CPU has no PSE", cr4);
+	if ((cr4 & CR4_PAE) && !(r[3] & (1u << 6)))
+		fail("the image needs CR4.PAE; this CPU has no PAE", cr4);
+	if ((cr4 & CR4_PGE) && !(r[3] & (1u << 13)))
+		fail("the image needs CR4.PGE; this CPU has no PGE", cr4);
+	if (!(r[3] & (1u << 5)))
+		fail("this CPU has no MSRs (EFER)", r[3]);
+	cpuid(0x80000000u, r);
+	uint32_t ext = r[0] >= 0x80000001u ? (cpuid(0x80000001u, r), r[3]) : 0;
+	if ((efer & EFER_NXE) && !(ext & (1u << 20)))
+		fail("the image needs EFER.NXE; this CPU has no NX", efer);
+	if (efer & ~EFER_NXE)
+		fail("the image sets EFER bits other than NXE", efer);
+}
+
+void kmain(uint32_t magic, uint32_t mbi_pa)
+{
+	serial_init();
+	kernel_idt_load();
+	if (magic != MB_BOOT_MAGIC)
+		fail("not started by a multiboot loader", magic);
+	const struct mb_info *mbi = (const struct mb_info *)phys(mbi_pa);
+	if (!(mbi->flags & MB_INFO_MODS) || mbi->mods_count < 1)
+		fail("no multiboot module: give the image file as the first module (-initrd, GRUB module)", mbi->flags);
+	if (!(mbi->flags & MB_INFO_MEM))
+		fail("the loader gave no memory size", mbi->flags);
+	const struct mb_module *mod = (const struct mb_module *)phys(mbi->mods_addr);
+	uint32_t mod_start = mod->start, mod_len = mod->end - mod->start;
+	uint64_t ram_end = (uint64_t)MIB + (uint64_t)mbi->mem_upper * 1024;
+	if (mod->end < mod->start || mod_len < IH_HDR_SIZE)
+		fail("the module is shorter than an image header", mod_len);
+	memcpy(hdr, phys(mod_start), IH_HDR_SIZE);
+
+	/* The header, checked before anything is written. */
+	for (int i = 0; i < 8; i++)
+		if (hdr[IH_MAGIC + i] != (uint8_t)"SHIMIMG1"[i])
+			fail("the module is not a shimcheck image (magic SHIMIMG1)", h32(IH_MAGIC));
+	if (h32(IH_VERSION) != 1 || h32(IH_SIZE) != IH_HDR_SIZE)
+		fail("unsupported image version or header size", h32(IH_VERSION));
+	uint64_t base = h64(IH_WIN_BASE), size = h64(IH_WIN_SIZE), data = h64(IH_DATA);
+	uint32_t kend = ((uint32_t)(uintptr_t)kernel_end + PAGE - 1) & ~(PAGE - 1);
+	if (base < kend || base % PAGE || size % PAGE || size == 0)
+		fail("the physical window overlaps the kernel or is not page aligned", base);
+	if (base + size > ram_end || base + size > 0xFFFFFFFFull)
+		fail("the physical window ends beyond this machine's memory", base + size);
+	if (data > size || data > mod_len - IH_HDR_SIZE)
+		fail("the image's data is longer than the window or the module", data);
+	uint32_t cr0 = h32(IH_CR0), cr4 = h32(IH_CR4), efer = h32(IH_EFER);
+	if ((cr0 & (CR0_PE | CR0_PG)) != (CR0_PE | CR0_PG))
+		fail("the image's CR0 does not enable protected mode and paging", cr0);
+	check_features(cr4, efer);
+	uint32_t code_lin = h32(IH_HOST_CODE_LIN), code_pa = h32(IH_HOST_CODE_PA), host_size = h32(IH_HOST_SIZE);
+	if ((code_lin | code_pa) % PAGE || code_pa < base || code_pa + PAGE > base + size)
+		fail("the host code page is not a page of the window", code_pa);
+	uint32_t entry_pa = h32(IH_ENTRY_PA), entry_size = h32(IH_ENTRY_SIZE);
+	if ((entry_size != 4 && entry_size != 8) || entry_pa < base || entry_pa + entry_size > base + size ||
+	    entry_pa % entry_size)
+		fail("the shim-address entry is not inside the window", entry_pa);
+	uint32_t tss_desc = h32(IH_TSS_DESC_PA);
+	if (tss_desc < base || tss_desc + 8 > base + size)
+		fail("the host TSS descriptor is not inside the window", tss_desc);
+
+	print_boot_line(mbi, mod_start, mod_len);
+
+	/* The image: its bytes at the window base, zero after them. memmove, because the loader
+	 * may have put the module anywhere, the window included. Nothing of the multiboot
+	 * information is used after this point. */
+	memmove(phys((uint32_t)base), phys(mod_start + IH_HDR_SIZE), (size_t)data);
+	zero_dwords((uint32_t)(base + data), (uint32_t)(size - data));
+
+	/* The observer blob goes into the host code page, after host.bin. */
+	const struct blob_header *bh = (const struct blob_header *)observer_blob;
+	uint32_t blob_size = (uint32_t)(observer_blob_end - observer_blob);
+	if (bh->magic != BLOB_MAGIC || bh->size > blob_size || bh->params_size != sizeof(struct blob_params))
+		fail("the observer blob does not match this kernel", bh->params_size);
+	uint32_t off = (host_size + 15) & ~15u;
+	if (host_size > PAGE || off + bh->size > PAGE)
+		fail("no room for the observer after host.bin in the host code page", host_size);
+	if (rd32(code_pa) != PB_MAGIC_VALUE)
+		fail("host.bin's parameter block is not at the start of the host code page", rd32(code_pa));
+	uint32_t blob_pa = code_pa + off, blob_lin = code_lin + off;
+	memcpy(phys(blob_pa), observer_blob, bh->size);
+
+	/* Its own page tables, in the host's paging mode (CR4.PAE cannot change while paging
+	 * is on, and the blob switches between them and the host's). */
+	kpd_pae = (cr4 & CR4_PAE) != 0;
+	kpd = pool_page();
+	for (uint32_t p = (uint32_t)(uintptr_t)kernel_start & ~(PAGE - 1); p < kend; p += PAGE)
+		kmap(p, p);
+	kmap(code_lin, code_pa);
+	kmap(entry_pa, entry_pa);
+
+	struct blob_params *bp = (struct blob_params *)phys(blob_pa + bh->params);
+	bp->gdtr_limit = h16(IH_GDTR_LIMIT);
+	bp->gdtr_base = h32(IH_GDTR_BASE);
+	bp->idtr_limit = h16(IH_IDTR_LIMIT);
+	bp->idtr_base = h32(IH_IDTR_BASE);
+	bp->cr3 = h32(IH_CR3);
+	bp->far_off = blob_lin + bh->enter_host_cs;
+	bp->far_cs = h16(IH_SEL + 0);
+	bp->ss = h16(IH_SEL + 2);
+	bp->ds = h16(IH_SEL + 4);
+	bp->es = h16(IH_SEL + 6);
+	bp->fs = h16(IH_SEL + 8);
+	bp->gs = h16(IH_SEL + 10);
+	bp->tr = h16(IH_SEL + 12);
+	bp->esp = h32(IH_ESP);
+	bp->eflags = h32(IH_EFLAGS);
+	bp->eip = h32(IH_EIP);
+	bp->kpd = kpd;
+	bp->entry_lin = entry_pa;
+	bp->entry_size = entry_size;
+	bp->shim_lin = h32(IH_SHIM_LIN);
+	bp->exit_ok = KEXIT_OK;
+	bp->exit_fault = KEXIT_FAULT;
+	wr32(code_pa + PB_OBSERVER, blob_lin + bh->observer);
+
+	/* Gates for vectors 0..31 in the host's IDT (the image leaves every gate not present:
+	 * Unicorn reports exceptions without one). The IDT register stays the image's. */
+	uint32_t idt = h32(IH_IDTR_BASE), idt_limit = h16(IH_IDTR_LIMIT);
+	for (uint32_t v = 0; v < 32 && v * 8 + 7 <= idt_limit; v++) {
+		uint32_t pa;
+		if (walk(h32(IH_CR3), cr4, idt + v * 8, &pa) != 0 || pa < base || pa + 8 > base + size)
+			fail("the host IDT is not mapped in the host space", idt + v * 8);
+		wr64(pa, gate(blob_lin + bh->stubs + v * bh->stub_size, h16(IH_SEL + 0)));
+	}
+
+	/* The image has both TSS descriptors busy (both worlds have run); LTR needs it clear. */
+	phys(tss_desc)[5] &= (uint8_t)~0x02;
+
+	wrmsr(EFER_MSR, efer); /* exactly the image's: no SCE or LME left by the firmware */
+	kernel_enter(cr4, kpd, cr0, blob_lin + bh->enter);
+}
