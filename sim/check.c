@@ -429,6 +429,8 @@ void check_arrival(const struct trace *t, const struct image *img, struct verdic
 		DIFF(c->cr4 != tw->regs.cr4, " CR4=%08" PRIx32 "(want %08" PRIx32 ")", c->cr4, tw->regs.cr4);
 		DIFF((c->cr0 ^ tw->regs.cr0) & (CR0_PG | CR0_PE | CR0_WP), " CR0=%08" PRIx32 "(want %08" PRIx32 ")", c->cr0,
 		     tw->regs.cr0);
+		DIFF((c->efer ^ (uint32_t)tw->regs.efer) & EFER_NXE, " EFER=%08" PRIx32 "(want %08" PRIx32 ")", c->efer,
+		     (uint32_t)tw->regs.efer);
 		DIFF(c->gdtr_base != tw->gdtr.base || c->gdtr_limit != tw->gdtr.limit, " GDTR=%08" PRIx32 "/%x(want %08" PRIx32 "/%x)",
 		     c->gdtr_base, c->gdtr_limit, tw->gdtr.base, tw->gdtr.limit);
 		DIFF(c->idtr_base != tw->idtr.base || c->idtr_limit != tw->idtr.limit, " IDTR=%08" PRIx32 "/%x(want %08" PRIx32 "/%x)",

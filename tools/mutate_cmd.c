@@ -48,13 +48,18 @@ int mutate_run(struct pipeline *p, const char *source_dir)
 	struct shim_code orig;
 	if (!code_dup(&orig, &p->code))
 		return 3;
-	char paths[2][1024];
-	const char *scen[2] = {paths[0], paths[1]};
-	snprintf(paths[0], sizeof paths[0], "%s/scenarios/default.json", source_dir);
-	snprintf(paths[1], sizeof paths[1], "%s/scenarios/modes.json", source_dir);
-	int nscen = 2;
-	printf("shimcheck mutate: variant %s; scenarios default.json and modes.json (when the variant accepts it)\n",
-	       orig.variant);
+	/* every shipped scenario; those the variant rejects are skipped */
+	static const char *const names[] = {"default", "pse", "pae", "cs-wrap", "modes", "differ", "global"};
+	enum { NSCEN = sizeof names / sizeof names[0] };
+	char paths[NSCEN][1024];
+	const char *scen[NSCEN];
+	for (int i = 0; i < NSCEN; i++) {
+		snprintf(paths[i], sizeof paths[i], "%s/scenarios/%s.json", source_dir, names[i]);
+		scen[i] = paths[i];
+	}
+	int nscen = NSCEN;
+	printf("shimcheck mutate: variant %s; every shipped scenario the variant accepts (default pse pae cs-wrap "
+	       "modes differ global)\n", orig.variant);
 	printf("%-8s %-7s %-6s  %-34s %s\n", "binary", "offset", "edit", "instruction", "verdict");
 	int killed = 0, survived = 0, order_only = 0, total = 0;
 	for (int b = 0; b < CB_N; b++) {

@@ -109,7 +109,7 @@ static int mutate_variant(const char *variant)
 			memset(mut + insn->address, 0x90, insn->size);
 			snprintf(path, sizeof path, "%s/%s.bin", dir, bins[b]);
 			write_all(path, mut, (size_t)n);
-			static const char *const scenarios[] = {"default", "modes"};
+			static const char *const scenarios[] = {"default", "modes", "differ"};
 			bool caught = false;
 			for (size_t sc = 0; sc < sizeof scenarios / sizeof scenarios[0] && !caught; sc++) {
 				snprintf(cmd, sizeof cmd, "%s run --code-dir %s --scenario %s/scenarios/%s.json > %s/out.txt 2>&1",
