@@ -19,6 +19,7 @@
 
 #include "pipeline.h"
 #include "bench.h"
+#include "boot_cmd.h"
 #include "fuzz.h"
 #include "image_export.h"
 #include "mutate_cmd.h"
@@ -57,6 +58,7 @@ static void usage(FILE *f)
 		"  bench    time the engine floor, the checked round trip and a cold start (--seconds N)\n"
 		"  image    write the physical image + initial CPU state for other engines (--out FILE)\n"
 		"  mutate   automatic mutants of the variant's binaries, run through every checker\n"
+		"  boot     boot the same image on QEMU or Bochs and compare (shimcheck boot --help)\n"
 		"  window   could an NMI be delivered at each boundary of the switch windows?\n"
 		"           (--vector N, default 2; --fail-on-unsafe: exit 1 when a boundary is unsafe)\n"
 		"  fuzz     random scenarios biased toward collisions; findings shrunk into --out\n"
@@ -231,6 +233,9 @@ static int window_report(const struct pipeline *p, const struct report_ctx *r, u
 
 int main(int argc, char **argv)
 {
+	/* boot has options of its own (--engine, --step...): tools/boot/boot_cmd.c parses them */
+	if (argc > 1 && strcmp(argv[1], "boot") == 0)
+		return boot_main(argc - 1, argv + 1);
 	struct opts o;
 	int rc = parse(argc, argv, &o);
 	if (rc != EXIT_OK)
@@ -309,7 +314,7 @@ int main(int argc, char **argv)
 		return rc;
 	}
 	if (st == PL_OK && bench_cmd) {
-		rc = bench_run(&p, o.seconds > 0 ? o.seconds : 6);
+		rc = bench_run(&p, o.seconds > 0 ? o.seconds : 6, scen);
 		pl_free(&p);
 		return rc;
 	}

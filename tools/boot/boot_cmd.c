@@ -645,6 +645,16 @@ static int run_qemu(const struct boot_opts *bo, const char *dir, const char *ker
 		show_tail(path, 20);
 		return B_INTERNAL;
 	}
+	/* The log decides; QEMU's status (from isa-debug-exit) only confirms it. A mismatch
+	 * means the stream lost something: say so, the comparison will show what. */
+	const struct obs *last = er->obs.n ? &er->obs.o[er->obs.n - 1] : NULL;
+	int expect = er->kernel_error || er->kernel_fault ? QEMU_EXIT_KERNEL
+		     : last && last->kind == O_END	     ? QEMU_EXIT_OK
+		     : last && last->kind == O_EXCEPTION   ? QEMU_EXIT_FAULT
+							     : -1;
+	if (expect >= 0 && !er->proc.timed_out && er->proc.status != expect)
+		fprintf(stderr, "shimcheck boot: qemu: exit status %d, but its log ends as if it were %d\n",
+			er->proc.status, expect);
 	if (!ends(&er->obs) && !er->kernel_error && !er->kernel_fault) {
 		struct obs *o = obs_add(&er->obs, er->proc.timed_out ? O_TIMEOUT : O_SHUTDOWN);
 		if (o && er->proc.timed_out) {

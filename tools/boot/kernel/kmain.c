@@ -405,8 +405,8 @@ void kmain(uint32_t magic, uint32_t mbi_pa)
 		fail("the physical window overlaps the kernel or is not page aligned", base);
 	if (base + size > ram_end || base + size > 0xFFFFFFFFull)
 		fail("the physical window ends beyond this machine's memory", base + size);
-	if (data > size || data > mod_len - IH_HDR_SIZE)
-		fail("the image's data is longer than the window or the module", data);
+	if (data > size || data > mod_len - IH_HDR_SIZE || data % 4)
+		fail("the image's data is longer than the window or the module, or not whole dwords", data);
 	uint32_t cr0 = h32(IH_CR0), cr4 = h32(IH_CR4), efer = h32(IH_EFER);
 	if ((cr0 & (CR0_PE | CR0_PG)) != (CR0_PE | CR0_PG))
 		fail("the image's CR0 does not enable protected mode and paging", cr0);
