@@ -300,6 +300,31 @@ static void self_modifying_shim_faults(void **state)
 	assert_null(strstr(out, "BOUND"));
 }
 
+static void triple_faulting_shim_and_overlapping_layout(void **state)
+{
+	(void)state;
+	/* a shim that loads an empty IDT and then traps: on a CPU a triple fault; here the first
+	 * exception stops the run and is reported */
+	code_copy("tf");
+	long h2m = entry("tf", "__host2monitor");
+	const uint8_t code[] = {
+		0x6A, 0x00,             /* push 0 */
+		0x6A, 0x00,             /* push 0 */
+		0x0F, 0x01, 0x1C, 0x24, /* lidt [esp]: limit 0, base 0 */
+		0xCC,                   /* int3 */
+		0xEB, 0xFE,             /* jmp $ */
+	};
+	put_bytes("tf", "shim", h2m, code, sizeof code);
+	assert_int_equal(run("run --code-dir %s/tf", tmp), 1);
+	assert_non_null(strstr(out, "FAULT"));
+
+	sh("sed 's/\"stack\": \"0xC0101000\"/\"stack\": \"0xC0100000\"/' %s/scenarios/default.json > %s/ov.json",
+	   SHIMCHECK_SOURCE_DIR, tmp);
+	assert_int_equal(run("run --scenario %s/ov.json", tmp), 2);
+	assert_non_null(strstr(out, "host.layout.stack"));
+	assert_non_null(strstr(out, "(rejected: overlap)"));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -313,6 +338,7 @@ int main(void)
 		cmocka_unit_test(random_shim_bytes_never_pass),
 		cmocka_unit_test(infinite_loop_shim_hits_the_bound),
 		cmocka_unit_test(self_modifying_shim_faults),
+		cmocka_unit_test(triple_faulting_shim_and_overlapping_layout),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
