@@ -609,6 +609,12 @@ static enum sc_reason check_map(const struct scenario *sc, enum sc_space sp, con
 			    align);
 	if (!m->has_raw && (m->flags_hi & PTE_NX_HI) && sc->w[sp].state.paging != SC_PAE)
 		return fail(err, SC_RANGE, join(f, sizeof f, m->field, "flags"), "'n' (NX) needs PAE paging");
+	/* Bit 63 is NX only with EFER.NXE=1; otherwise it is reserved and every access faults. */
+	if (!m->has_raw && (m->flags_hi & PTE_NX_HI) && !sc->w[sp].state.efer_nxe)
+		return fail(err, SC_RANGE, join(f, sizeof f, m->field, "flags"), "'n' (NX) needs efer_nxe in this space");
+	if (m->has_raw && (m->raw & PTE_P) && (m->raw >> 63) && !sc->w[sp].state.efer_nxe)
+		return fail(err, SC_RANGE, join(f, sizeof f, m->field, "raw"),
+			    "bit 63 (NX) is reserved while efer_nxe is off in this space");
 	if (m->has_raw && sc->w[sp].state.paging != SC_PAE && m->raw > 0xFFFFFFFFull)
 		return fail(err, SC_RANGE, join(f, sizeof f, m->field, "raw"), "a 32-bit paging entry has 32 bits");
 	return check_frame(sc, m, lsize, err);
@@ -728,6 +734,10 @@ enum sc_reason scenario_validate(const struct scenario *sc, struct sc_error *err
 		return fail(err, SC_RANGE, "guest.shim_pte.raw", "a 32-bit paging entry has 32 bits");
 	if (!sc->guest_shim.has_raw && (sc->guest_shim.flags_hi & PTE_NX_HI) && mw->state.paging != SC_PAE)
 		return fail(err, SC_RANGE, "guest.shim_pte.flags", "'n' (NX) needs PAE paging");
+	if (!sc->guest_shim.has_raw && (sc->guest_shim.flags_hi & PTE_NX_HI) && !mw->state.efer_nxe)
+		return fail(err, SC_RANGE, "guest.shim_pte.flags", "'n' (NX) needs efer_nxe in the monitor space");
+	if (sc->guest_shim.has_raw && (sc->guest_shim.raw & PTE_P) && (sc->guest_shim.raw >> 63) && !mw->state.efer_nxe)
+		return fail(err, SC_RANGE, "guest.shim_pte.raw", "bit 63 (NX) is reserved while efer_nxe is off");
 	for (int i = 0; i < sc->nguest; i++) {
 		const struct sc_map *m = &sc->guest[i];
 		uint32_t size = m->large ? lsize : PGSIZE;
