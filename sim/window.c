@@ -33,18 +33,25 @@ static struct paging_regs regs_at(const struct physmem *pm, const struct tr_cpu 
 	return r;
 }
 
-/* Read n bytes at a linear address through the tables in force; false if any byte faults. */
+/* Read n bytes at a linear address through the tables in force; false if any byte faults.
+ * One walk per page touched. */
 static bool read_lin(const struct physmem *pm, const struct paging_regs *r, uint32_t lin, uint8_t *out, unsigned n,
 		     uint64_t *pa0)
 {
-	for (unsigned k = 0; k < n; k++) {
-		struct walk w = paging_walk(pm, r, lin + k, ACC_READ, 0);
-		const uint8_t *p = w.status == WALK_OK ? phys_ptr(pm, w.pa, 1) : NULL;
+	unsigned done = 0;
+	while (done < n) {
+		uint32_t at = lin + done;
+		unsigned chunk = PGSIZE - (at & 0xFFF);
+		if (chunk > n - done)
+			chunk = n - done;
+		struct walk w = paging_walk(pm, r, at, ACC_READ, 0);
+		const uint8_t *p = w.status == WALK_OK ? phys_ptr(pm, w.pa, chunk) : NULL;
 		if (!p)
 			return false;
-		if (k == 0 && pa0)
+		if (done == 0 && pa0)
 			*pa0 = w.pa;
-		out[k] = *p;
+		memcpy(out + done, p, chunk);
+		done += chunk;
 	}
 	return true;
 }
@@ -69,7 +76,7 @@ static const char *world_of_idt(const struct image *img, uint32_t idt, int *sp)
 
 /* The verdict for delivering `vector` with the CPU as in c and memory as in pm. */
 static enum wverdict judge(const struct physmem *pm, const struct image *img, const struct tr_cpu *c, unsigned vector,
-			   char *why, size_t n)
+			   bool want_safe_reasons, char *why, size_t n)
 {
 	struct paging_regs r = regs_at(pm, c);
 	if (c->idtr_limit < 8 * vector + 7) {
@@ -128,6 +135,8 @@ static enum wverdict judge(const struct physmem *pm, const struct image *img, co
 	uint32_t sp = c->gpr[R_ESP] - 12;
 	uint64_t stack_pa = UINT64_MAX;
 	for (unsigned k = 0; k < 12; k += 4) {
+		if (k && ((sp + k) & PGMASK) == (sp & PGMASK))
+			continue; /* same page as the first push: same walk */
 		struct walk sw = paging_walk(pm, &r, sp + k, ACC_WRITE, 0);
 		if (sw.status != WALK_OK) {
 			snprintf(why, n, "the push at SS:ESP-12 = 0x%08" PRIx32 " faults (error 0x%x) under CR3 %08" PRIx32
@@ -149,15 +158,18 @@ static enum wverdict judge(const struct physmem *pm, const struct image *img, co
 			 idt_world ? idt_world : "world");
 		return WV_UNSAFE;
 	}
-	snprintf(why, n, "%s IDT gate %u -> handler 0x%08" PRIx32 ", push at 0x%08" PRIx32, idt_world ? idt_world : "an",
-		 vector, handler, sp);
+	if (want_safe_reasons) /* only the window table prints them; the per-run check does not */
+		snprintf(why, n, "%s IDT gate %u -> handler 0x%08" PRIx32 ", push at 0x%08" PRIx32,
+			 idt_world ? idt_world : "an", vector, handler, sp);
+	else
+		why[0] = '\0';
 	return WV_SAFE;
 }
 
 void window_analyse(const struct trace *t, const struct image *img, unsigned vector, struct physmem *mem,
 		    struct wanalysis *out)
 {
-	memset(out, 0, sizeof *out);
+	out->n = out->unsafe = 0; /* the boundary array is large: fill, don't clear */
 	if (t->n == 0)
 		return;
 	struct window w[2 * SC_MAX_ROUNDS + 8];
@@ -186,7 +198,7 @@ void window_analyse(const struct trace *t, const struct image *img, unsigned vec
 				snprintf(b->reason, sizeof b->reason, "delivery waits: the previous instruction loaded SS");
 				continue;
 			}
-			b->verdict = judge(mem, img, &t->insn[i].cpu, vector, b->reason, sizeof b->reason);
+			b->verdict = judge(mem, img, &t->insn[i].cpu, vector, out->safe_reasons, b->reason, sizeof b->reason);
 			out->unsafe += b->verdict == WV_UNSAFE;
 		}
 	}

@@ -39,6 +39,7 @@ struct wboundary {
 #define WINDOW_MAX_BOUNDARIES 2048
 
 struct wanalysis {
+	bool safe_reasons;      /* set by the caller: also describe safe boundaries (slower) */
 	int n;
 	struct wboundary b[WINDOW_MAX_BOUNDARIES];
 	int unsafe;

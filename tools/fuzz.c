@@ -196,6 +196,10 @@ int fuzz_run(const struct fuzz_opts *o, struct pipeline *p)
 			}
 			if (pids[j] == 0) {
 				close(fds[j][0]);
+				/* The parent's engine came along as a copy-on-write image whose watchdog
+				 * thread did not: leave it, and let this job open its own. */
+				p->eng = NULL;
+				p->loaded = false;
 				struct fuzz_stats st = {0};
 				fuzz_job(o, p, j, &st);
 				ssize_t w = write(fds[j][1], &st, sizeof st);

@@ -204,6 +204,7 @@ static int window_report(const struct pipeline *p, const struct report_ctx *r, u
 {
 	static struct wanalysis a;
 	struct physmem mem = engine_memory(p->eng);
+	a.safe_reasons = true;
 	window_analyse(&p->t, &p->img, vector, &mem, &a);
 	static const char *const verdicts[] = {"safe", "UNSAFE", "inhibited"};
 	printf("shimcheck window: variant %s, scenario %s (%s): delivery of vector %u at each instruction boundary\n"

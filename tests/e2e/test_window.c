@@ -37,6 +37,7 @@ static void literal_nmi_window(void **state)
 	assert_int_equal(pl_load_scenario(&P, SHIMCHECK_SOURCE_DIR "/scenarios/default.json"), PL_OK);
 	assert_int_equal(pl_run(&P), PL_OK);
 	struct physmem mem = engine_memory(P.eng);
+	A.safe_reasons = true;
 	window_analyse(&P.t, &P.img, 2, &mem, &A);
 	assert_true(A.n > 20);
 	assert_true(A.unsafe > 0);

@@ -12,7 +12,7 @@
 set -euo pipefail
 
 usage() { echo "usage: $0 scenario|manifest|pipeline SECONDS [JOBS]" >&2; exit 2; }
-[ $# -ge 2 ] && [ $# -le 3 ] || usage
+if [ $# -lt 2 ] || [ $# -gt 3 ]; then usage; fi
 target=$1 secs=$2 jobs=${3:-$(nproc)}
 case $target in scenario|manifest|pipeline) ;; *) usage ;; esac
 [[ $secs =~ ^[0-9]+$ && $secs -gt 0 ]] || usage
@@ -55,11 +55,15 @@ dict=$root/tools/fuzz-targets/$target.dict
 
 export AFL_SKIP_CPUFREQ=1 AFL_NO_UI=1 AFL_NO_AFFINITY=1
 export AFL_I_DONT_CARE_ABOUT_MISSING_CRASHES=1
+# afl-fuzz ends its targets with SIGKILL, past their atexit clean-up: the manifest target's
+# private directories go under $out/tmp, removed below.
+export TMPDIR=$out/tmp
+mkdir -p "$TMPDIR"
 # A resumed session (-i -) would ignore new seeds; start afresh, keep old findings aside.
 if [ -d "$out/main" ]; then
 	old=$out/previous-$(date +%Y%m%d-%H%M%S)
 	mkdir -p "$old"
-	for d in "$out"/main "$out"/s[0-9]*; do [ -d "$d" ] && mv "$d" "$old/"; done
+	for d in "$out"/main "$out"/s[0-9]* "$out"/*.log; do [ -e "$d" ] && mv "$d" "$old/"; done
 	echo "afl-parallel: the last session's output moved to $old"
 fi
 
@@ -75,6 +79,8 @@ echo "afl-parallel: $jobs instance(s) on $target for $secs s, output in $out"
 status=0
 for p in "${pids[@]}"; do wait "$p" || status=$?; done
 [ "$status" -eq 0 ] || echo "afl-parallel: an afl-fuzz instance exited $status (see $out/*.log)" >&2
+
+rm -rf "$out/tmp"
 
 # Per instance, from afl-fuzz's own fuzzer_stats (afl-whatsup leaves out finished ones).
 crashes=""

@@ -38,8 +38,10 @@ static void outcome(const char *fmt, ...)
 	va_end(ap);
 }
 
+static void manifest_cleanup(void);
+
 /* A contract broke: say what and on which input class, then abort() so that every engine
- * files the input as a crash. */
+ * files the input as a crash. abort() skips atexit: fuzz_manifest's directory goes first. */
 static void finding(const char *target, const char *fmt, ...)
 {
 	va_list ap;
@@ -49,6 +51,7 @@ static void finding(const char *target, const char *fmt, ...)
 	va_end(ap);
 	fputc('\n', stderr);
 	fflush(stderr);
+	manifest_cleanup();
 	abort();
 }
 
@@ -211,6 +214,8 @@ void fz_scenario_one(const uint8_t *data, size_t size)
 /* ---- manifests ------------------------------------------------------------------------------ */
 
 static char mdir[PATH_MAX];
+static bool mdir_made;
+static pid_t mdir_owner; /* a forked child (the corpus replay's) must leave it to its parent */
 static char mpath[PATH_MAX + 32];
 
 /* Files the private code directory holds besides manifest.json: the three real binaries
@@ -229,6 +234,9 @@ static const struct extra extras[] = {
 
 static void manifest_cleanup(void)
 {
+	if (!mdir_made || getpid() != mdir_owner)
+		return;
+	mdir_made = false;
 	char p[PATH_MAX + 64];
 	for (size_t i = 0; i < sizeof extras / sizeof extras[0]; i++) {
 		snprintf(p, sizeof p, "%s/%s", mdir, extras[i].name);
@@ -284,6 +292,8 @@ bool fz_manifest_init(void)
 		fprintf(stderr, "fuzz_manifest: %s: mkdtemp: %s\n", mdir, strerror(errno));
 		return false;
 	}
+	mdir_made = true;
+	mdir_owner = getpid();
 	snprintf(mpath, sizeof mpath, "%s/manifest.json", mdir);
 	atexit(manifest_cleanup);
 	for (size_t i = 0; i < sizeof extras / sizeof extras[0]; i++)
@@ -585,17 +595,44 @@ enum sc_reason fz_decode_scenario(const uint8_t *data, size_t size, struct scena
 /* ---- the pipeline ---------------------------------------------------------------------------- */
 
 static struct pipeline P;
+static char code_dir[PATH_MAX + 16];
+
+static void print_verdict(const char *what, const struct pipeline *p, enum pl_status st)
+{
+	fprintf(stderr, "%s: status %d, %d violation(s)%s%s\n", what, (int)st, p->v.n, st == PL_INTERNAL ? ": " : "",
+		st == PL_INTERNAL ? p->err : "");
+	for (int i = 0; st == PL_VIOLATION && i < p->v.n && i < MAX_VIOLATIONS && i < 10; i++)
+		fprintf(stderr, "%s %s\n", rule_id(p->v.v[i].rule), p->v.v[i].msg);
+}
+
+/* The same scenario on a new engine. The pipeline's engine lives across inputs, so a
+ * verdict that differs here is a finding of its own: state leaking from earlier runs. */
+static void rerun_fresh(const struct scenario *sc, enum pl_status st)
+{
+	static struct pipeline q;
+	pl_init(&q);
+	enum pl_status fs = pl_load_code(&q, code_dir);
+	if (fs == PL_OK)
+		fs = pl_set_scenario(&q, sc, "fuzz input");
+	if (fs == PL_OK)
+		fs = pl_run(&q);
+	print_verdict("the same scenario on a fresh engine", &q, fs);
+	bool same = fs == st && q.v.n == P.v.n && (st != PL_VIOLATION || q.v.v[0].rule == P.v.v[0].rule);
+	pl_free(&q);
+	if (!same)
+		finding("fuzz_pipeline", "the verdict depends on the engine's history (reused: status %d, fresh: status %d)",
+			(int)st, (int)fs);
+}
 
 static void report_run(const struct scenario *sc, enum pl_status st)
 {
 	char *json = scenario_to_json(sc, "fuzz_pipeline finding");
 	fprintf(stderr, "scenario (replay: shimcheck run --variant hardened --scenario FILE):\n%s\n", json ? json : "(none)");
 	free(json);
-	if (st == PL_VIOLATION) {
-		for (int i = 0; i < P.v.n && i < MAX_VIOLATIONS && i < 10; i++)
-			fprintf(stderr, "%s %s\n", rule_id(P.v.v[i].rule), P.v.v[i].msg);
+	print_verdict("hardened, on the engine reused across inputs", &P, st);
+	rerun_fresh(sc, st);
+	if (st == PL_VIOLATION)
 		finding("fuzz_pipeline", "hardened reports %d violation(s) on an accepted scenario", P.v.n);
-	}
 	finding("fuzz_pipeline", "pl_run status %d on an accepted scenario: %s", (int)st, P.err);
 }
 
@@ -622,11 +659,11 @@ static int run_one(const struct scenario *sc)
 
 int fz_pipeline_init(bool warm)
 {
-	char root[PATH_MAX], dir[PATH_MAX + 16];
+	char root[PATH_MAX];
 	fz_shim_root(root, sizeof root);
-	snprintf(dir, sizeof dir, "%s/hardened", root);
+	snprintf(code_dir, sizeof code_dir, "%s/hardened", root);
 	pl_init(&P);
-	if (pl_load_code(&P, dir) != PL_OK) {
+	if (pl_load_code(&P, code_dir) != PL_OK) {
 		fprintf(stderr, "fuzz_pipeline: %s\n", P.err);
 		return 2;
 	}
