@@ -35,6 +35,7 @@ run: build
 	@mkdir -p $(TRACES)
 	$(SHIMCHECK) run --trace $(TRACES)/default.jsonl --format jsonl > $(TRACES)/default.out || true
 	$(SHIMCHECK) trace > $(TRACES)/default.txt || true
+	@echo "traces: $(TRACES)/default.jsonl (JSONL), $(TRACES)/default.txt (review)"
 	$(SHIMCHECK) run
 
 test: build
