@@ -425,6 +425,8 @@ static enum sc_reason parse_root(struct ctx *c, json_t *root)
 	if ((x = json_object_get(root, "name"))) {
 		if (!json_is_string(x))
 			return fail(c->err, SC_TYPE, "name", "must be a string");
+		if (json_string_length(x) >= sizeof sc->name) /* no cut inside a UTF-8 character */
+			return fail(c->err, SC_RANGE, "name", "at most %zu bytes", sizeof sc->name - 1);
 		snprintf(sc->name, sizeof sc->name, "%s", json_string_value(x));
 	}
 	if ((x = json_object_get(root, "description")) && !json_is_string(x))
@@ -570,9 +572,19 @@ static enum sc_reason check_frame(const struct scenario *sc, const struct sc_map
 	char f[128];
 	if (m->has_raw && (m->raw & PTE_P)) {
 		/* A present verbatim entry maps real memory: it must exist (nothing is modelled
-		 * outside the window; Unicorn has none there either). */
+		 * outside the window; Unicorn has none there either), and it must have no reserved
+		 * bit set (the model's walk does not model reserved-bit faults). */
 		uint64_t size = m->large ? lsize : PGSIZE;
+		bool pae = lsize == PAE_LARGE;
+		uint64_t rsvd = pae ? (0x7FF0000000000000ull | (0x000FFFFFFFFFFFFFull & ~0x0000000FFFFFFFFFull) |
+				       (m->large ? 0x1FE000ull : 0))  /* 52-62, MAXPHYADDR 36..51, 2M: 13-20 */
+				    : (m->large ? 0x200000ull : 0);   /* 4M: bit 21 */
+		if (m->raw & rsvd)
+			return fail(err, SC_RANGE, join(f, sizeof f, m->field, "raw"),
+				    "present entry 0x%" PRIx64 " sets reserved bits 0x%" PRIx64, m->raw, m->raw & rsvd);
 		uint64_t frame = m->raw & PAE_ADDR_MASK & ~(size - 1);
+		if (!pae && m->large) /* PSE-36: bits 13-20 are physical address bits 32-39 */
+			frame = (m->raw & 0xFFC00000u) | ((m->raw >> 13) & 0xFFu) << 32;
 		if (frame < sc->phys_base || frame + size > sc->phys_base + sc->phys_size)
 			return fail(err, SC_WINDOW, join(f, sizeof f, m->field, "raw"),
 				    "present entry 0x%" PRIx64 " maps 0x%" PRIx64 ", outside the window 0x%" PRIx64 "-0x%" PRIx64,

@@ -78,6 +78,7 @@ struct engine {
 	uc_engine *uc;
 	csh cs;
 	uc_context *clean;
+	uc_context *pristine;      /* saved right after uc_open, before any run could fault */
 	uc_hook h_code, h_mem, h_intr;
 	char err[256];
 
@@ -868,6 +869,12 @@ struct engine *engine_open(char *err, size_t errlen)
 		u = uc_hook_add(e->uc, &e->h_intr, UC_HOOK_INTR, (void *)hook_intr, e, 1, 0);
 	if (u == UC_ERR_OK)
 		u = uc_context_alloc(e->uc, &e->clean);
+	if (u == UC_ERR_OK)
+		u = uc_context_alloc(e->uc, &e->pristine);
+	/* Unicorn remembers a fault: the next one on the same engine comes out as #DF, later
+	 * ones not at all. A context saved before any fault clears that when restored. */
+	if (u == UC_ERR_OK)
+		u = uc_context_save(e->uc, e->pristine);
 	if (u != UC_ERR_OK) {
 		snprintf(err, errlen, "unicorn set-up: %s", uc_strerror(u));
 		uc_close(e->uc);
@@ -908,6 +915,7 @@ void engine_close(struct engine *e)
 	pthread_cond_destroy(&e->wd_cv);
 	cs_close(&e->cs);
 	uc_context_free(e->clean);
+	uc_context_free(e->pristine);
 	uc_close(e->uc);
 	free(e->live);
 	free(e->dirty);
@@ -1013,6 +1021,12 @@ bool engine_load(struct engine *e, const struct image *img, char *err, size_t er
 	e->pm.base = e->base;
 	e->pm.size = e->size;
 	e->pm.bytes = e->live;
+	/* Back to the state from before any run (faults included), then the new image's. */
+	uc_err ur = uc_context_restore(e->uc, e->pristine);
+	if (ur != UC_ERR_OK) {
+		snprintf(err, errlen, "uc_context_restore: %s", uc_strerror(ur));
+		return false;
+	}
 	if (flush) {
 		uc_ctl_flush_tb(e->uc);
 		memset(e->exec, 0, (size_t)npages);

@@ -8,7 +8,9 @@
  * Linked with one of tools/fuzz-targets/fuzz_*.c and fuzz_common.c, so what runs is the
  * fuzz target itself: a target that crashes or aborts on a corpus file fails this test as it
  * would fail the fuzzer. Every file must be listed in EXPECTED (and every listed file must
- * exist), so a corpus cannot grow entries whose meaning nobody wrote down.
+ * exist), so a corpus cannot grow entries whose meaning nobody wrote down. crash-* files
+ * are findings: EXPECTED gives the outcome once the bug is fixed; until then each one fails
+ * this test with outcome "crash(signal 6)", as it crashes the fuzzer.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -16,6 +18,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "fuzz_common.h"
 
@@ -94,6 +98,52 @@ static uint8_t *read_all(const char *path, size_t *size)
 	return buf;
 }
 
+/* crash-* files are findings (a fuzz target's artifacts, named as libFuzzer names them):
+ * they run last, each in a child process (run_isolated). */
+static int crash_last(const struct dirent **a, const struct dirent **b)
+{
+	int ca = strncmp((*a)->d_name, "crash-", 6) == 0, cb = strncmp((*b)->d_name, "crash-", 6) == 0;
+	return ca != cb ? ca - cb : strcmp((*a)->d_name, (*b)->d_name);
+}
+
+static void run_here(const uint8_t *data, size_t size)
+{
+	fz_outcome[0] = '\0';
+	LLVMFuzzerTestOneInput(data, size);
+}
+
+/* A finding not fixed yet aborts the target: run it in a child, so that the remaining
+ * findings are checked too and each one that still crashes is reported as such. The child
+ * starts from the parent's state (the fuzz_pipeline engine included), as the next input
+ * of a fuzzing run would. */
+static void run_isolated(const uint8_t *data, size_t size)
+{
+	int fd[2];
+	fflush(stdout);
+	fflush(stderr);
+	pid_t pid = pipe(fd) == 0 ? fork() : -1;
+	if (pid == 0) {
+		close(fd[0]);
+		run_here(data, size);
+		ssize_t w = write(fd[1], fz_outcome, strlen(fz_outcome));
+		_exit(w < 0 ? 3 : 0);
+	}
+	if (pid < 0) {
+		snprintf(fz_outcome, sizeof fz_outcome, "(cannot fork: %s)", strerror(errno));
+		return;
+	}
+	close(fd[1]);
+	ssize_t n = read(fd[0], fz_outcome, sizeof fz_outcome - 1);
+	close(fd[0]);
+	fz_outcome[n > 0 ? n : 0] = '\0';
+	int status = 0;
+	waitpid(pid, &status, 0);
+	if (WIFSIGNALED(status))
+		snprintf(fz_outcome, sizeof fz_outcome, "crash(signal %d)", WTERMSIG(status));
+	else if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+		snprintf(fz_outcome, sizeof fz_outcome, "crash(exit %d)", WEXITSTATUS(status));
+}
+
 /* Corpus files are everything but the documentation. */
 static int is_input(const struct dirent *d)
 {
@@ -107,18 +157,20 @@ int main(int argc, char **argv)
 		fprintf(stderr, "usage: %s [--list] CORPUS_DIR\n", argv[0]);
 		return 2;
 	}
+	/* Line buffered: the results so far must reach the log even when the target aborts. */
+	setvbuf(stdout, NULL, _IOLBF, 0);
 	const char *dir = argv[argc - 1];
 	if (!list && load_expected(dir) != 0)
 		return 2;
 	if (LLVMFuzzerInitialize)
 		LLVMFuzzerInitialize(&argc, &argv);
 	struct dirent **names;
-	int n = scandir(dir, &names, is_input, alphasort);
+	int n = scandir(dir, &names, is_input, crash_last);
 	if (n < 0) {
 		fprintf(stderr, "%s: %s\n", dir, strerror(errno));
 		return 2;
 	}
-	int bad = 0, ran = 0;
+	int bad = 0, ran = 0, missing = 0;
 	for (int i = 0; i < n; i++) {
 		char path[4096];
 		snprintf(path, sizeof path, "%s/%s", dir, names[i]->d_name);
@@ -135,8 +187,10 @@ int main(int argc, char **argv)
 		}
 		/* Named before running: if the target dies, the last line says on what. */
 		fprintf(stderr, "running %s\n", names[i]->d_name);
-		fz_outcome[0] = '\0';
-		LLVMFuzzerTestOneInput(data, size);
+		if (strncmp(names[i]->d_name, "crash-", 6) == 0)
+			run_isolated(data, size);
+		else
+			run_here(data, size);
 		free(data);
 		ran++;
 		if (list) {
@@ -160,13 +214,13 @@ int main(int argc, char **argv)
 	for (int i = 0; i < nex; i++)
 		if (!ex[i].seen) {
 			printf("FAIL %-40s listed in EXPECTED but not in %s\n", ex[i].file, dir);
-			bad++;
+			missing++;
 		}
 	if (!list)
-		printf("%s: %d files, %d as documented, %d not\n", dir, ran, ran - bad < 0 ? 0 : ran - bad, bad);
+		printf("%s: %d files, %d as documented, %d not; %d listed but absent\n", dir, ran, ran - bad, bad, missing);
 	if (ran == 0) {
 		printf("%s: empty corpus\n", dir);
 		return 1;
 	}
-	return bad ? 1 : 0;
+	return bad || missing ? 1 : 0;
 }
