@@ -145,6 +145,25 @@ static void engine_reuse_gives_identical_traces(void **state)
 	}
 }
 
+/* Unicorn remembers a fault: on a reused engine the next one would come out as #DF and later
+ * ones not at all. Every scenario on one pipeline must get its standalone verdict. */
+static void faults_do_not_leak_across_scenarios(void **state)
+{
+	(void)state;
+	const char *fault = SHIMCHECK_SOURCE_DIR "/tests/findings/host-lacks-monitor-gdt.json";
+	const char *good = SHIMCHECK_SOURCE_DIR "/scenarios/default.json";
+	for (int k = 0; k < 3; k++) {
+		assert_int_equal(pl_load_scenario(&P, fault), PL_OK);
+		assert_int_equal(pl_run(&P), PL_VIOLATION);
+		assert_int_equal(P.v.v[0].rule, R_FAULT);
+		assert_non_null(strstr(P.v.v[0].msg, "#PF (vector 14)"));
+		assert_int_equal(pl_run(&P), PL_VIOLATION); /* the same image again */
+		assert_non_null(strstr(P.v.v[0].msg, "#PF (vector 14)"));
+		assert_int_equal(pl_load_scenario(&P, good), PL_OK);
+		assert_int_equal(pl_run(&P), PL_OK);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -153,6 +172,7 @@ int main(void)
 		cmocka_unit_test(pae_8byte_ptes_pass),
 		cmocka_unit_test(cs_wrap_reaches_shim_by_wrapping),
 		cmocka_unit_test(engine_reuse_gives_identical_traces),
+		cmocka_unit_test(faults_do_not_leak_across_scenarios),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
