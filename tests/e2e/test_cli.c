@@ -119,6 +119,19 @@ static void help_version_rules_exit_0(void **state)
 	assert_int_equal(run("rules"), 0);
 	for (int r = 0; r < R_N; r++)
 		assert_non_null(strstr(out, rule_id((enum rule)r)));
+	/* docs/rules.md has a section for every rule */
+	FILE *f = fopen(SHIMCHECK_SOURCE_DIR "/docs/rules.md", "r");
+	assert_non_null(f);
+	static char doc[1 << 17];
+	size_t n = fread(doc, 1, sizeof doc - 1, f);
+	doc[n] = '\0';
+	fclose(f);
+	for (int r = 0; r < R_N; r++) {
+		char head[64];
+		snprintf(head, sizeof head, "\n## %s\n", rule_id((enum rule)r));
+		if (!strstr(doc, head))
+			fail_msg("docs/rules.md has no section %s", head + 1);
+	}
 }
 
 static void bad_command_line_exits_2(void **state)
