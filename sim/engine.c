@@ -43,6 +43,10 @@
 	} while (0)
 
 #define DECODE_CACHE 4096
+#define RR_CR 1u      /* CR0, CR3, CR4 */
+#define RR_SEG 2u     /* segment selectors */
+#define RR_TABLES 4u  /* GDTR, IDTR, TR */
+#define RR_ALL (RR_CR | RR_SEG | RR_TABLES)
 #define WALK_CACHE 256 /* direct-mapped, per access kind (read, fetch) */
 
 /* A cache of the model's own walks, so that attributing every access stays cheap. Entries
@@ -71,7 +75,8 @@ struct decoded {
 	uint8_t mem_size;
 	bool mem_write;
 	int dst_reg;               /* first operand when a register (MOV CRn) */
-	bool control;              /* may change state beyond GPRs and EFLAGS: re-read it all after */
+	bool control;              /* may change state beyond GPRs and EFLAGS: re-read after it */
+	uint8_t reread;            /* which: RR_CR | RR_SEG | RR_TABLES */
 };
 
 struct engine {
@@ -188,6 +193,40 @@ static void read_cpu_fast(struct engine *e, uint64_t address, struct tr_cpu *c)
 			&c->gpr[7], &c->eip_off, &c->eflags};
 	uc_reg_read_batch(e->uc, ids, vals, (int)(sizeof ids / sizeof ids[0]));
 	c->eip = (uint32_t)address;
+}
+
+/* The GPRs, EIP and EFLAGS, plus the groups in mask. */
+static void read_cpu_some(struct engine *e, uint64_t address, struct tr_cpu *c, unsigned mask)
+{
+	read_cpu_fast(e, address, c);
+	if (mask & RR_CR) {
+		static int ids[] = {UC_X86_REG_CR0, UC_X86_REG_CR3, UC_X86_REG_CR4};
+		uint64_t cr[3] = {0};
+		void *vals[] = {&cr[0], &cr[1], &cr[2]};
+		uc_reg_read_batch(e->uc, ids, vals, 3);
+		c->cr0 = (uint32_t)cr[0];
+		c->cr3 = (uint32_t)cr[1];
+		c->cr4 = (uint32_t)cr[2];
+	}
+	if (mask & RR_SEG) {
+		static int ids[] = {UC_X86_REG_CS, UC_X86_REG_SS, UC_X86_REG_DS, UC_X86_REG_ES, UC_X86_REG_FS, UC_X86_REG_GS};
+		uint16_t sg[6] = {0};
+		void *vals[] = {&sg[0], &sg[1], &sg[2], &sg[3], &sg[4], &sg[5]};
+		uc_reg_read_batch(e->uc, ids, vals, 6);
+		c->cs = sg[0], c->ss = sg[1], c->ds = sg[2], c->es = sg[3], c->fs = sg[4], c->gs = sg[5];
+	}
+	if (mask & RR_TABLES) {
+		uc_x86_mmr g = {0}, i = {0}, tr = {0};
+		uc_reg_read(e->uc, UC_X86_REG_GDTR, &g);
+		uc_reg_read(e->uc, UC_X86_REG_IDTR, &i);
+		uc_reg_read(e->uc, UC_X86_REG_TR, &tr);
+		c->gdtr_base = (uint32_t)g.base;
+		c->gdtr_limit = (uint16_t)g.limit;
+		c->idtr_base = (uint32_t)i.base;
+		c->idtr_limit = (uint16_t)i.limit;
+		c->tr = tr.selector;
+		c->tr_base = (uint32_t)tr.base;
+	}
 }
 
 static void read_cpu(struct engine *e, uint64_t address, struct tr_cpu *c)
@@ -333,29 +372,42 @@ static const struct decoded *decode(struct engine *e, uint32_t eip, uint64_t pa,
 		snprintf(d->text, sizeof d->text, "(bad)");
 		d->id = X86_INS_INVALID;
 		d->control = true;
+		d->reread = RR_ALL;
 		return d;
 	}
 	d->id = insn->id;
 	d->size = (uint8_t)insn->size;
 	snprintf(d->text, sizeof d->text, "%s%s%s", insn->mnemonic, insn->op_str[0] ? " " : "", insn->op_str);
 	cs_x86 *x = &insn->detail->x86;
+	/* What the instruction can change beyond GPRs, EIP and EFLAGS: read back only that. */
 	switch (insn->id) {
-	case X86_INS_LGDT: case X86_INS_LIDT: case X86_INS_LTR: case X86_INS_LLDT: case X86_INS_LSS:
-	case X86_INS_LDS: case X86_INS_LES: case X86_INS_LFS: case X86_INS_LGS: case X86_INS_LJMP:
-	case X86_INS_LCALL: case X86_INS_RETF: case X86_INS_IRET: case X86_INS_IRETD: case X86_INS_WRMSR:
-	case X86_INS_LMSW: case X86_INS_CLTS: case X86_INS_INT: case X86_INS_INT3: case X86_INS_INTO:
-	case X86_INS_SYSENTER: case X86_INS_SYSEXIT: case X86_INS_HLT: case X86_INS_RSM: case X86_INS_INVLPG:
-		d->control = true;
+	case X86_INS_LGDT: case X86_INS_LIDT: case X86_INS_LTR: case X86_INS_LLDT:
+		d->reread = RR_TABLES;
+		break;
+	case X86_INS_LSS: case X86_INS_LDS: case X86_INS_LES: case X86_INS_LFS: case X86_INS_LGS:
+	case X86_INS_LJMP: case X86_INS_LCALL: case X86_INS_RETF:
+		d->reread = RR_SEG;
+		break;
+	case X86_INS_LMSW: case X86_INS_CLTS:
+		d->reread = RR_CR;
+		break;
+	case X86_INS_IRET: case X86_INS_IRETD: case X86_INS_INT: case X86_INS_INT3: case X86_INS_INTO:
+	case X86_INS_SYSENTER: case X86_INS_SYSEXIT: case X86_INS_RSM:
+		d->reread = RR_ALL;
 		break;
 	default:
 		break;
 	}
 	for (int i = 0; i < x->op_count; i++) {
 		cs_x86_op *op = &x->operands[i];
-		if (op->type == X86_OP_REG &&
-		    ((op->reg >= X86_REG_CR0 && op->reg <= X86_REG_CR15) || op->reg == X86_REG_CS || op->reg == X86_REG_SS ||
-		     op->reg == X86_REG_DS || op->reg == X86_REG_ES || op->reg == X86_REG_FS || op->reg == X86_REG_GS))
-			d->control = true;
+		bool dst = i == 0; /* Intel syntax: the destination comes first (Capstone 4 leaves
+				    * access flags off segment registers, so do not rely on them) */
+		if (op->type == X86_OP_REG && dst && op->reg >= X86_REG_CR0 && op->reg <= X86_REG_CR15)
+			d->reread |= RR_CR;
+		if (op->type == X86_OP_REG && dst &&
+		    (op->reg == X86_REG_CS || op->reg == X86_REG_SS || op->reg == X86_REG_DS || op->reg == X86_REG_ES ||
+		     op->reg == X86_REG_FS || op->reg == X86_REG_GS))
+			d->reread |= RR_SEG;
 		if (op->type == X86_OP_REG && i == 0)
 			d->dst_reg = op->reg;
 		if (op->type == X86_OP_MEM && !d->has_mem) {
@@ -369,6 +421,7 @@ static const struct decoded *decode(struct engine *e, uint32_t eip, uint64_t pa,
 			d->mem_write = (op->access & CS_AC_WRITE) != 0;
 		}
 	}
+	d->control = d->reread != 0;
 	cs_free(insn, n);
 	return d;
 }
@@ -516,10 +569,10 @@ static void hook_code(uc_engine *uc, uint64_t address, uint32_t size, void *ud)
 	}
 	if (!e->record)
 		return;
-	if (!e->prev || e->prev->control || e->t->n == 0)
+	if (!e->prev || e->t->n == 0 || e->prev->reread == RR_ALL)
 		read_cpu(e, address, &e->cur);
 	else
-		read_cpu_fast(e, address, &e->cur);
+		read_cpu_some(e, address, &e->cur, e->prev->reread);
 	finish_prev(e);
 	struct trace *t = e->t;
 	struct tr_insn *in = trace_add_insn(t);
