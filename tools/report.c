@@ -9,6 +9,8 @@
 #include <jansson.h>
 
 #include "../model/mmu.h"
+#include "evidence.h"
+#include "listing.h"
 
 static const char *space_tag(int sp) { return sp == SP_HOST ? "H" : sp == SP_MON ? "M" : "?"; }
 static const char *space_word(int sp) { return sp == SP_HOST ? "host" : sp == SP_MON ? "monitor" : "?"; }
@@ -25,6 +27,9 @@ void report_verdict_text(FILE *f, const struct report_ctx *r)
 			fprintf(f, "%s #%u 0x%08" PRIx32 ": %s\n", rule_id(x->rule), x->insn, p->t.insn[x->insn].cpu.eip, x->msg);
 		else
 			fprintf(f, "%s: %s\n", rule_id(x->rule), x->msg);
+		char ev[2048];
+		violation_evidence(p, x, ev, sizeof ev);
+		evidence_fprint(f, "    walk: ", ev);
 	}
 	if (v->n > MAX_VIOLATIONS)
 		fprintf(f, "(%d more violations not listed)\n", v->n - MAX_VIOLATIONS);
@@ -129,6 +134,8 @@ void report_trace_text(FILE *f, const struct report_ctx *r)
 		p->img.w[SP_MON].regs.cr3);
 	fprintf(f, "columns: #, space (H host, M monitor, by CR3), linear EIP, bytes, disassembly; "
 		"then memory (R/W linear->physical =value) and events\n\n");
+	struct listing lst;
+	listing_load(&lst, &p->code); /* binaries without a listing just show no source line */
 	for (uint32_t i = 0; i < t->n; i++) {
 		const struct tr_insn *in = &t->insn[i];
 		const char *sym = image_sym_at(&p->img, in->space == SP_MON ? SP_MON : SP_HOST, in->cpu.eip);
@@ -138,6 +145,9 @@ void report_trace_text(FILE *f, const struct report_ctx *r)
 		bytes_str(in, b, sizeof b);
 		fprintf(f, "%5u %s %08" PRIx32 "  %-24s %s\n", i, space_tag(in->space), in->cpu.eip, b,
 			in->text[0] ? in->text : "(not fetched)");
+		const char *src = listing_for_insn(&lst, &p->img, in);
+		if (src)
+			fprintf(f, "%16s ; %s\n", "", src);
 		for (uint32_t m = 0; m < in->mem_n; m++) {
 			const struct tr_mem *a = &t->mem[in->mem_first + m];
 			char lin[16] = "????????";
@@ -155,6 +165,7 @@ void report_trace_text(FILE *f, const struct report_ctx *r)
 			if (p->v.v[x].insn == i)
 				fprintf(f, "%16s ! %s: %s\n", "", rule_id(p->v.v[x].rule), p->v.v[x].msg);
 	}
+	listing_free(&lst);
 	fprintf(f, "\nend: %s (%s)\n", tr_end_name(t->end), t->end_detail);
 	report_verdict_text(f, r);
 }

@@ -20,10 +20,12 @@
 #include "pipeline.h"
 #include "bench.h"
 #include "boot_cmd.h"
+#include "diff.h"
 #include "fuzz.h"
 #include "image_export.h"
 #include "mutate_cmd.h"
 #include "report.h"
+#include "timeline.h"
 #include "window.h"
 
 #define DEFAULT_VARIANT "hardened"
@@ -63,6 +65,9 @@ static void usage(FILE *f)
 		"           (--vector N, default 2; --fail-on-unsafe: exit 1 when a boundary is unsafe)\n"
 		"  fuzz     random scenarios biased toward collisions; findings shrunk into --out\n"
 		"           (--seconds N, --seed S, --jobs J, --out DIR, default build/findings)\n"
+		"  diff     A.jsonl B.jsonl: where two JSONL traces part (exit 0 same, 1 different, 2 unreadable);\n"
+		"           --variants A B [--scenario F]: two variants' switch orders side by side\n"
+		"  timeline run and draw the run as an SVG picture (--out FILE.svg)\n"
 		"\n"
 		"options:\n"
 		"  --variant NAME     shim variant under build/shim/ (default: %s)\n"
@@ -199,6 +204,76 @@ static int write_trace(const struct report_ctx *r, const char *path, const char 
 	return EXIT_OK;
 }
 
+/* shimcheck diff A.jsonl B.jsonl | shimcheck diff --variants A B [--scenario F] */
+static int cmd_diff(int argc, char **argv)
+{
+	if (argc == 3 && argv[1][0] != '-') {
+		/* trace_diff prints an input error as one line on its stream: that goes to stderr */
+		char *buf = NULL;
+		size_t len = 0;
+		FILE *m = open_memstream(&buf, &len);
+		if (!m)
+			return EXIT_INTERNAL;
+		int rc = trace_diff(m, argv[1], argv[2]);
+		fclose(m);
+		if (rc == 2)
+			fprintf(stderr, "shimcheck: %s", buf);
+		else
+			fputs(buf, stdout);
+		free(buf);
+		return rc;
+	}
+	const char *var[2] = {NULL, NULL}, *scen_arg = NULL;
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--variants") == 0 && i + 2 < argc) {
+			var[0] = argv[++i];
+			var[1] = argv[++i];
+		} else if (strcmp(argv[i], "--scenario") == 0 && i + 1 < argc) {
+			scen_arg = argv[++i];
+		} else {
+			fprintf(stderr, "shimcheck: command line: diff: '%s': expected A.jsonl B.jsonl, or --variants A B "
+				"[--scenario FILE]\n", argv[i]);
+			return EXIT_INPUT;
+		}
+	}
+	if (!var[0]) {
+		fprintf(stderr, "shimcheck: command line: diff: expected A.jsonl B.jsonl, or --variants A B [--scenario FILE]\n");
+		return EXIT_INPUT;
+	}
+	char root[PATH_MAX], scen[PATH_MAX + 32];
+	shim_root(root, sizeof root);
+	if (scen_arg)
+		snprintf(scen, sizeof scen, "%s", scen_arg);
+	else if (exists("scenarios/default.json"))
+		snprintf(scen, sizeof scen, "scenarios/default.json");
+	else
+		snprintf(scen, sizeof scen, "%s/scenarios/default.json", SHIMCHECK_SOURCE_DIR);
+	static struct pipeline pp[2];
+	pl_init(&pp[0]);
+	pl_init(&pp[1]);
+	enum pl_status st = PL_OK;
+	for (int k = 0; k < 2; k++) {
+		char dir[PATH_MAX + 64];
+		if (strchr(var[k], '/'))
+			snprintf(dir, sizeof dir, "%s", var[k]); /* a code directory */
+		else
+			snprintf(dir, sizeof dir, "%s/%s", root, var[k]);
+		st = pl_load_code(&pp[k], dir);
+		if (st == PL_OK)
+			st = pl_load_scenario(&pp[k], scen);
+		if (st == PL_OK)
+			st = pl_run(&pp[k]);
+		if (st != PL_OK && st != PL_VIOLATION) {
+			fprintf(stderr, "shimcheck: %s\n", pp[k].err);
+			break;
+		}
+	}
+	int rc = st == PL_OK || st == PL_VIOLATION ? variant_diff(stdout, &pp[0], &pp[1]) : (int)st;
+	pl_free(&pp[0]);
+	pl_free(&pp[1]);
+	return rc;
+}
+
 /* shimcheck window: the boundary table. */
 static int window_report(const struct pipeline *p, const struct report_ctx *r, unsigned vector, int fail_on_unsafe)
 {
@@ -237,6 +312,9 @@ int main(int argc, char **argv)
 	/* boot has options of its own (--engine, --step...): tools/boot/boot_cmd.c parses them */
 	if (argc > 1 && strcmp(argv[1], "boot") == 0)
 		return boot_main(argc - 1, argv + 1);
+	/* diff takes file operands or two variant names, which parse() does not accept */
+	if (argc > 1 && strcmp(argv[1], "diff") == 0)
+		return cmd_diff(argc - 1, argv + 1);
 	struct opts o;
 	int rc = parse(argc, argv, &o);
 	if (rc != EXIT_OK)
@@ -250,12 +328,17 @@ int main(int argc, char **argv)
 	bool trace_cmd = strcmp(o.cmd, "trace") == 0, bench_cmd = strcmp(o.cmd, "bench") == 0;
 	bool fuzz_cmd = strcmp(o.cmd, "fuzz") == 0, image_cmd = strcmp(o.cmd, "image") == 0;
 	bool window_cmd = strcmp(o.cmd, "window") == 0, mutate_cmd = strcmp(o.cmd, "mutate") == 0;
-	if (!trace_cmd && !bench_cmd && !fuzz_cmd && !image_cmd && !window_cmd && !mutate_cmd &&
+	bool timeline_cmd = strcmp(o.cmd, "timeline") == 0;
+	if (!trace_cmd && !bench_cmd && !fuzz_cmd && !image_cmd && !window_cmd && !mutate_cmd && !timeline_cmd &&
 	    strcmp(o.cmd, "run") != 0) {
 		fprintf(stderr, "shimcheck: command line: unknown command '%s' (see --help)\n", o.cmd);
 		return EXIT_INPUT;
 	}
 
+	if (timeline_cmd && !o.out) {
+		fprintf(stderr, "shimcheck: command line: timeline needs --out FILE.svg\n");
+		return EXIT_INPUT;
+	}
 	char dir[PATH_MAX + 64], root[PATH_MAX], scen[PATH_MAX + 32];
 	if (o.code_dir) {
 		snprintf(dir, sizeof dir, "%s", o.code_dir);
@@ -341,6 +424,18 @@ int main(int argc, char **argv)
 			vector = (unsigned)v;
 		}
 		rc = window_report(&p, &r, vector, o.fail_on_unsafe);
+		pl_free(&p);
+		return rc;
+	}
+	if (timeline_cmd) {
+		FILE *f = fopen(o.out, "w");
+		rc = f && timeline_svg(f, &p) == 0 ? (int)st : EXIT_INTERNAL;
+		if (f && fclose(f) != 0)
+			rc = EXIT_INTERNAL;
+		if (rc == EXIT_INTERNAL)
+			fprintf(stderr, "shimcheck: %s: --out: cannot write: %s\n", o.out, strerror(errno));
+		else
+			report_verdict_text(stdout, &r);
 		pl_free(&p);
 		return rc;
 	}
