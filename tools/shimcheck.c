@@ -309,7 +309,7 @@ static int window_report(const struct pipeline *p, const struct report_ctx *r, u
 
 int main(int argc, char **argv)
 {
-	/* boot has options of its own (--engine, --step...): tools/boot/boot_cmd.c parses them */
+	/* boot has options of its own (--engine, --window, --mutant...): tools/boot/boot_cmd.c parses them */
 	if (argc > 1 && strcmp(argv[1], "boot") == 0)
 		return boot_main(argc - 1, argv + 1);
 	/* diff takes file operands or two variant names, which parse() does not accept */

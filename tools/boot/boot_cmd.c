@@ -4,939 +4,41 @@
  * The image file (`shimcheck image`) goes to the boot kernel as a multiboot module: QEMU
  * loads kernel and module itself (-kernel/-initrd); Bochs boots a GRUB ISO (mkiso.sh). The
  * kernel prints one JSON line per observation point of host_main (entry, after each round
- * trip, end) on port 0xE9 and COM1. The same scenario runs in Unicorn (pl_run); its trace
- * gives the state at the same points: the instruction at host_loop (right after OBSERVE 0),
- * each instruction at host_after_call (OBSERVE 1), and the final state at host_done
- * (OBSERVE 2). Memory at those points is the image replayed with the trace's writes.
+ * trip, end) on port 0xE9 and COM1; boot_obs.c computes the same observations from the
+ * simulator's trace, boot_engine.c runs the engines.
  *
- * Both sides become lists of observations; the first field that differs is the divergence.
+ * Modes:
+ *   scenarios  one scenario, or several (repeated --scenario, or a directory of them): a
+ *              batch, several images in one boot (the kernel runs them in turn)
+ *   --mutant   a mutant of tests/mutants/catalogue.json (or all of them): its edits applied
+ *              to its variant, booted, compared: does the engine fail as the simulator does?
+ *   --window   the interrupt window by execution: a #DB instruction breakpoint at each
+ *              boundary `shimcheck window` reports, delivered or not, against its prediction
  */
-#define _GNU_SOURCE /* mkdtemp, setpgid */
+#define _GNU_SOURCE /* mkdtemp */
 #include "boot_cmd.h"
+#include "boot_int.h"
 
 #include <dirent.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <getopt.h>
 #include <inttypes.h>
-#include <limits.h>
-#include <signal.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/types.h>
-#include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <jansson.h>
 
-#include "../../shim/shim_abi.h"
 #include "image_export.h"
-#include "mmu.h"
-#include "paging.h"
-#include "pipeline.h"
-
-enum { B_OK = 0, B_DIVERGE = 1, B_INPUT = 2, B_INTERNAL = 3, B_UNAVAILABLE = 77 };
-
-/* isa-debug-exit values the kernel writes (tools/boot/kernel/kernel.h): QEMU exits with
- * (value << 1) | 1. */
-#define QEMU_EXIT_OK ((0x10 << 1) | 1)
-#define QEMU_EXIT_FAULT ((0x11 << 1) | 1)
-#define QEMU_EXIT_KERNEL ((0x12 << 1) | 1)
+#include "mutate.h"
+#include "window.h"
 
 #define DEFAULT_VARIANT "hardened"
-#define DEFAULT_TIMEOUT 20.0 /* QEMU needs ~0.2 s, Bochs ~1.3 s; a fault into a HLT loop never ends */
+#define DEFAULT_TIMEOUT 20.0 /* QEMU needs ~0.2 s, Bochs ~1.3 s */
+#define MAX_SCEN 512
 
-/* ---- observations ------------------------------------------------------------------------ */
-
-/* Fields of an observation, named as in the simulator's JSONL where they overlap. A
- * divergence names the first differing field in this order: the specific ones (guest_seen)
- * before the checksum that covers them (shim_sum). */
-#define OBS_FIELDS(X)                                                                      \
-	X(F_CR0, "cr0") X(F_CR3, "cr3") X(F_CR4, "cr4") X(F_EFER, "efer")                   \
-	X(F_GDTR, "gdtr") X(F_GDTR_LIMIT, "gdtr_limit") X(F_IDTR, "idtr")                    \
-	X(F_IDTR_LIMIT, "idtr_limit") X(F_TR, "tr") X(F_TR_DESC, "tr_desc")                  \
-	X(F_CS, "cs") X(F_SS, "ss") X(F_DS, "ds") X(F_ES, "es") X(F_FS, "fs") X(F_GS, "gs")  \
-	X(F_EFLAGS, "eflags") X(F_EAX, "eax") X(F_ECX, "ecx") X(F_EDX, "edx")                \
-	X(F_EBX, "ebx") X(F_ESP, "esp") X(F_EBP, "ebp") X(F_ESI, "esi") X(F_EDI, "edi")      \
-	X(F_SHIM_ENTRY, "shim_entry") X(F_GUEST_SEEN, "guest_seen")                          \
-	X(F_MONITOR_ROUNDS, "monitor_rounds") X(F_SHIM_SUM, "shim_sum")                      \
-	X(F_VECTOR, "vector") X(F_ERROR, "error") X(F_EIP, "eip") X(F_CR2, "cr2")
-
-#define F_ENUM(id, name) id,
-enum ofield { OBS_FIELDS(F_ENUM) F_N };
-#define F_NAME(id, name) name,
-static const char *const field_name[F_N] = {OBS_FIELDS(F_NAME)};
-_Static_assert(F_N <= 64, "struct obs keeps one bit per field in a uint64_t");
-
-/* EFLAGS: the observer is reached after host.inc's `cmp dword [pb_observer], 0` with a
- * non-zero slot, the simulator's host_loop after the same CMP with 0: the arithmetic flags
- * (CF PF AF ZF SF OF) differ by construction. Everything else must match. */
-#define EFLAGS_ARITH 0x8D5u
-
-static uint64_t field_mask(enum ofield f) { return f == F_EFLAGS ? ~(uint64_t)EFLAGS_ARITH : ~(uint64_t)0; }
-
-enum okind { O_ENTRY, O_ROUND, O_END, O_EXCEPTION, O_SHUTDOWN, O_TIMEOUT, O_STOPPED };
-static const char *const okind_name[] = {"entry", "round", "end", "exception", "shutdown", "timeout", "stopped"};
-
-struct obs {
-	enum okind kind;
-	int n;            /* entry 0; round k (1-based); the others: round trips seen before */
-	uint64_t have;    /* bit f: field f is known */
-	uint64_t v[F_N];
-	char note[200];   /* how this side knows (shutdown: the engine's words; sim: why) */
-};
-
-#define MAX_OBS 80 /* entry + 64 round trips + end, with room */
-
-struct obs_list {
-	int n;
-	struct obs o[MAX_OBS];
-};
-
-static struct obs *obs_add(struct obs_list *l, enum okind k)
-{
-	if (l->n == MAX_OBS)
-		return NULL;
-	struct obs *o = &l->o[l->n++];
-	memset(o, 0, sizeof *o);
-	o->kind = k;
-	int rounds = 0;
-	for (int i = 0; i < l->n - 1; i++)
-		rounds += l->o[i].kind == O_ROUND;
-	o->n = k == O_ROUND ? rounds + 1 : rounds;
-	return o;
-}
-
-static void obs_set(struct obs *o, enum ofield f, uint64_t v)
-{
-	o->v[f] = v;
-	o->have |= (uint64_t)1 << f;
-}
-
-static bool obs_has(const struct obs *o, enum ofield f) { return o->have & ((uint64_t)1 << f); }
-
-static void obs_label(const struct obs *o, char *b, size_t n)
-{
-	if (o->kind == O_ROUND)
-		snprintf(b, n, "round %d", o->n);
-	else
-		snprintf(b, n, "%s", okind_name[o->kind]);
-}
-
-/* One observation as a JSON line in the kernel's format, for --keep. */
-static void obs_write(FILE *f, const struct obs *o, const char *engine)
-{
-	fprintf(f, "{\"type\":\"observation\",\"engine\":\"%s\",\"event\":\"%s\",\"n\":%d", engine, okind_name[o->kind], o->n);
-	for (int k = 0; k < F_N; k++)
-		if (obs_has(o, (enum ofield)k))
-			fprintf(f, ",\"%s\":\"0x%" PRIx64 "\"", field_name[k], o->v[k]);
-	if (o->note[0]) {
-		json_t *s = json_string(o->note);
-		char *t = s ? json_dumps(s, JSON_ENCODE_ANY) : NULL;
-		if (t)
-			fprintf(f, ",\"note\":%s", t);
-		free(t);
-		json_decref(s);
-	}
-	fputs("}\n", f);
-}
-
-/* ---- the simulator's side ------------------------------------------------------------------ */
-
-/* The observer's checksum of a page (observer.asm): h = rol(h, 5) + dword, in order. */
-static uint32_t page_sum(const uint8_t *p)
-{
-	uint32_t h = 0;
-	for (int i = 0; i < 1024; i++)
-		h = ((h << 5) | (h >> 27)) + get4(p + 4 * i);
-	return h;
-}
-
-static uint32_t sym_lin(const struct image *img, const char *name)
-{
-	for (int i = 0; i < img->nsyms; i++)
-		if (!img->syms[i].both && img->syms[i].sp == SP_HOST && strcmp(img->syms[i].name, name) == 0)
-			return img->syms[i].lin;
-	return 0;
-}
-
-/* The state the observer would print, from a CPU state of the trace and the memory replayed
- * up to that point. */
-static void obs_from_cpu(struct obs *o, const struct tr_cpu *c, const struct image *img, const struct physmem *pm)
-{
-	obs_set(o, F_CR0, c->cr0);
-	obs_set(o, F_CR3, c->cr3);
-	obs_set(o, F_CR4, c->cr4);
-	obs_set(o, F_EFER, c->efer);
-	obs_set(o, F_GDTR, c->gdtr_base);
-	obs_set(o, F_GDTR_LIMIT, c->gdtr_limit);
-	obs_set(o, F_IDTR, c->idtr_base);
-	obs_set(o, F_IDTR_LIMIT, c->idtr_limit);
-	obs_set(o, F_TR, c->tr);
-	const uint16_t seg[6] = {c->cs, c->ss, c->ds, c->es, c->fs, c->gs};
-	for (int i = 0; i < 6; i++)
-		obs_set(o, (enum ofield)(F_CS + i), seg[i]);
-	obs_set(o, F_EFLAGS, c->eflags);
-	const enum ofield gpr[8] = {F_EAX, F_ECX, F_EDX, F_EBX, F_ESP, F_EBP, F_ESI, F_EDI};
-	for (int i = 0; i < 8; i++)
-		obs_set(o, gpr[i], c->gpr[i]);
-
-	struct paging_regs r = {.cr0 = c->cr0, .cr3 = c->cr3, .cr4 = c->cr4, .efer = c->efer};
-	bool paging_ok = !(c->cr4 & CR4_PAE) || paging_load_pdptes(pm, &r) == WALK_OK;
-	/* The TR descriptor through the GDT, as the observer reads it (0 outside the limit). */
-	uint32_t idx = c->tr & 0xFFF8u;
-	uint64_t desc = 0;
-	if (idx && idx + 7 <= c->gdtr_limit && paging_ok) {
-		struct walk w = paging_walk(pm, &r, c->gdtr_base + idx, ACC_READ, 0);
-		if (w.status != WALK_OK || !phys_read8(pm, w.pa, &desc))
-			desc = UINT64_MAX; /* the observer would have faulted */
-	}
-	if (desc != UINT64_MAX)
-		obs_set(o, F_TR_DESC, desc);
-	uint64_t entry = 0;
-	uint32_t lo = 0;
-	if (img->pte_size == 8 ? phys_read8(pm, img->shim_pte_pa, &entry)
-			       : (phys_read4(pm, img->shim_pte_pa, &lo) && ((entry = lo), true)))
-		obs_set(o, F_SHIM_ENTRY, entry);
-	if (paging_ok) {
-		struct walk w = paging_walk(pm, &r, img->shim_lin, ACC_READ, 0);
-		const uint8_t *page = w.status == WALK_OK ? phys_ptr(pm, w.pa & ~(uint64_t)0xFFF, 4096) : NULL;
-		if (page) {
-			obs_set(o, F_SHIM_SUM, page_sum(page));
-			obs_set(o, F_GUEST_SEEN, get4(page + SHIM_DATA_OFF + D_GUEST_SEEN));
-			obs_set(o, F_MONITOR_ROUNDS, get4(page + SHIM_DATA_OFF + D_ROUNDS));
-		}
-	}
-}
-
-/* Apply the trace's writes made by instructions before `upto` (all when UINT32_MAX). */
-static void replay_until(const struct trace *t, struct physmem *pm, uint32_t *next, uint32_t upto)
-{
-	for (; *next < t->nmem && (upto == UINT32_MAX || t->mem[*next].insn < upto); (*next)++) {
-		const struct tr_mem *m = &t->mem[*next];
-		uint8_t *p = m->write ? phys_ptr(pm, m->pa, m->size) : NULL;
-		for (int b = 0; p && b < m->size; b++)
-			p[b] = (uint8_t)(m->value >> (8 * b));
-	}
-}
-
-/* What an exception the simulator stops at becomes on the boot kernel's machine, by the
- * IDT in force (the image's gates, plus the kernel's in the host IDT):
- *   the host's IDT in the host space: the kernel's gates report it (exception);
- *   the monitor's IDT in the monitor space: monitor_trap, a HLT loop: no end (timeout);
- *   the hardened shim's own IDT: __shim_nmi notes an NMI and returns to the faulting
- *     instruction, again and again (timeout);
- *   an IDT, GDT or handler not mapped where the CPU looks: a triple fault (shutdown). */
-static enum okind fault_kind(const struct tr_cpu *c, const struct image *img, uint32_t vector, const char **why)
-{
-	const struct world *h = &img->w[SP_HOST], *m = &img->w[SP_MON];
-	if (vector < 32 && c->idtr_base == h->idtr.base && c->idtr_limit >= vector * 8 + 7 &&
-	    c->cr3 == h->regs.cr3 && c->gdtr_base == h->gdtr.base) {
-		*why = "in the host world: the boot kernel's host-IDT gate reports it";
-		return O_EXCEPTION;
-	}
-	if (c->idtr_base == m->idtr.base && c->cr3 == m->regs.cr3 && c->gdtr_base == m->gdtr.base) {
-		*why = "in the monitor world: its gate leads to monitor_trap, which halts for good";
-		return O_TIMEOUT;
-	}
-	if (c->idtr_base == img->shim_lin + SHIM_IDT_OFF || c->idtr_base == img->shim_pa + SHIM_IDT_PHYS_OFF) {
-		*why = "through the shim's own IDT: __shim_nmi returns to the faulting instruction, forever";
-		return O_TIMEOUT;
-	}
-	*why = "no usable gate in the IDT in force: a triple fault";
-	return O_SHUTDOWN;
-}
-
-static bool sim_observations(const struct pipeline *p, struct obs_list *l, char *err, size_t errlen)
-{
-	const struct trace *t = &p->t;
-	const struct image *img = &p->img;
-	struct physmem pm = img->pm;
-	pm.bytes = malloc((size_t)pm.size);
-	if (!pm.bytes) {
-		snprintf(err, errlen, "out of memory replaying the trace");
-		return false;
-	}
-	memcpy(pm.bytes, img->pm.bytes, (size_t)pm.size);
-	uint32_t loop = sym_lin(img, "host_loop"), next = 0;
-	bool entry_seen = false;
-	l->n = 0;
-	for (uint32_t i = 0; i < t->n; i++) {
-		const struct tr_insn *in = &t->insn[i];
-		if (in->space != SP_HOST)
-			continue;
-		/* Without a host_loop symbol (a user's code directory), the entry point is the first
-		 * host_call, where EBX already holds its loop value: leave EBX out then. */
-		bool entry = !entry_seen && in->cpu.eip == (loop ? loop : img->ep[EP_HOST_CALL]);
-		bool round = in->cpu.eip == img->ep[EP_HOST_AFTER_CALL];
-		if (!entry && !round)
-			continue;
-		replay_until(t, &pm, &next, i);
-		struct obs *o = obs_add(l, entry ? O_ENTRY : O_ROUND);
-		if (!o)
-			break;
-		obs_from_cpu(o, &in->cpu, img, &pm);
-		if (entry && !loop)
-			o->have &= ~((uint64_t)1 << F_EBX);
-		entry_seen = true;
-	}
-	replay_until(t, &pm, &next, UINT32_MAX);
-	struct obs *o = NULL;
-	if (t->end == END_DONE) {
-		if ((o = obs_add(l, O_END)))
-			obs_from_cpu(o, &t->final, img, &pm);
-	} else if (t->end == END_FAULT) {
-		const struct tr_event *f = NULL;
-		for (uint32_t k = 0; k < t->nev; k++)
-			if (t->ev[k].kind == EV_FAULT)
-				f = &t->ev[k];
-		const struct tr_cpu *c = f && f->insn < t->n ? &t->insn[f->insn].cpu : &t->final;
-		uint32_t vector = f ? (uint32_t)f->a : 0;
-		const char *why = "";
-		if (f && (o = obs_add(l, fault_kind(c, img, vector, &why)))) {
-			obs_set(o, F_VECTOR, vector);
-			obs_set(o, F_ERROR, f->size ? f->b : 0);
-			obs_set(o, F_EIP, c->eip);
-			if (vector == 14)
-				obs_set(o, F_CR2, f->c);
-			if (o->kind == O_EXCEPTION)
-				obs_set(o, F_CR3, c->cr3);
-			snprintf(o->note, sizeof o->note, "%s; %s", t->end_detail, why);
-			if (o->kind == O_TIMEOUT)
-				o->have = 0; /* nothing to compare with an engine that never reports */
-		}
-	} else if ((o = obs_add(l, O_STOPPED))) {
-		snprintf(o->note, sizeof o->note, "%s: %s", tr_end_name(t->end), t->end_detail);
-	}
-	free(pm.bytes);
-	return true;
-}
-
-/* ---- running programs ------------------------------------------------------------------------- */
-
-struct proc {
-	bool timed_out;
-	int status;   /* exit status, or 128 + signal */
-	double secs;
-};
-
-static double now_s(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-/* Run argv in cwd with stdin from /dev/null and stdout+stderr into out_path, in its own
- * process group so that a timeout can kill it and whatever it started (and nothing else).
- * Returns false when it could not be started. */
-static bool run(char *const argv[], const char *cwd, const char *out_path, double timeout, struct proc *r)
-{
-	memset(r, 0, sizeof *r);
-	double t0 = now_s();
-	pid_t pid = fork();
-	if (pid < 0)
-		return false;
-	if (pid == 0) {
-		setpgid(0, 0);
-		int in = open("/dev/null", O_RDONLY);
-		int out = open(out_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-		if (in < 0 || out < 0 || chdir(cwd) != 0)
-			_exit(126);
-		dup2(in, 0);
-		dup2(out, 1);
-		dup2(out, 2);
-		execvp(argv[0], argv);
-		_exit(127);
-	}
-	setpgid(pid, pid); /* also from here: no race with the first kill */
-	int st = 0;
-	for (;;) {
-		pid_t w = waitpid(pid, &st, WNOHANG);
-		if (w == pid)
-			break;
-		if (w < 0 && errno != EINTR)
-			return false;
-		if (now_s() - t0 > timeout) {
-			kill(-pid, SIGKILL);
-			waitpid(pid, &st, 0);
-			r->timed_out = true;
-			break;
-		}
-		struct timespec d = {0, 2 * 1000 * 1000};
-		nanosleep(&d, NULL);
-	}
-	r->secs = now_s() - t0;
-	r->status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + (WIFSIGNALED(st) ? WTERMSIG(st) : 0);
-	return r->status != 127 || r->timed_out;
-}
-
-/* The full path of an executable: name itself when it has a slash, else found in PATH. */
-static bool find_exe(const char *name, char *out, size_t n)
-{
-	if (strchr(name, '/')) {
-		snprintf(out, n, "%s", name);
-		return access(out, X_OK) == 0;
-	}
-	const char *path = getenv("PATH");
-	if (!path)
-		path = "/usr/local/bin:/usr/bin:/bin";
-	while (*path) {
-		const char *c = strchr(path, ':');
-		size_t len = c ? (size_t)(c - path) : strlen(path);
-		snprintf(out, n, "%.*s/%s", (int)len, len ? path : ".", name);
-		if (access(out, X_OK) == 0)
-			return true;
-		path += len + (c ? 1 : 0);
-	}
-	return false;
-}
-
-static char *slurp(const char *path, size_t *len)
-{
-	FILE *f = fopen(path, "rb");
-	if (!f)
-		return NULL;
-	size_t cap = 4096, n = 0;
-	char *b = malloc(cap + 1);
-	size_t k;
-	while (b && (k = fread(b + n, 1, cap - n, f)) > 0) {
-		n += k;
-		if (n == cap) {
-			char *nb = realloc(b, 2 * cap + 1);
-			if (!nb) {
-				free(b);
-				b = NULL;
-				break;
-			}
-			b = nb;
-			cap *= 2;
-		}
-	}
-	fclose(f);
-	if (b)
-		b[n] = '\0';
-	if (len)
-		*len = n;
-	return b;
-}
-
-/* The last lines of a file, to stderr: what an engine said before it failed. */
-static void show_tail(const char *path, int lines)
-{
-	char *s = slurp(path, NULL);
-	if (!s)
-		return;
-	size_t n = strlen(s);
-	int seen = 0;
-	size_t at = n;
-	while (at > 0 && seen <= lines)
-		if (s[--at] == '\n')
-			seen++;
-	fprintf(stderr, "--- %s (end) ---\n%s%s", path, s + (at ? at + 1 : 0), n && s[n - 1] != '\n' ? "\n" : "");
-	free(s);
-}
-
-/* ---- the engine's side ------------------------------------------------------------------------ */
-
-struct engine_run {
-	const char *engine;
-	char version[96];
-	char cpu[160];        /* from the kernel's boot line */
-	char loader[64];
-	bool booted;          /* the kernel's boot line was seen */
-	bool kernel_error;    /* the kernel refused the image */
-	bool kernel_fault;    /* the kernel itself faulted */
-	char message[300];
-	struct proc proc;
-	double prep_secs;     /* building the ISO (Bochs) */
-	struct obs_list obs;
-};
-
-static bool parse_hex(json_t *v, uint64_t *out)
-{
-	const char *s = json_string_value(v);
-	if (!s || strncmp(s, "0x", 2) != 0 || !s[2])
-		return false;
-	char *end;
-	errno = 0;
-	*out = strtoull(s + 2, &end, 16);
-	return !*end && errno == 0;
-}
-
-/* The kernel's JSON lines. Anything else in the stream (Bochs mixes its own messages into
- * the E9 stream on stdout) is skipped. */
-static void parse_kernel_lines(char *text, struct engine_run *er)
-{
-	for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n")) {
-		char *brace = strstr(line, "{\"type\":");
-		if (!brace)
-			continue;
-		json_error_t jerr;
-		json_t *o = json_loads(brace, 0, &jerr);
-		if (!o)
-			continue; /* a line cut short (the machine stopped mid-line) */
-		const char *type = json_string_value(json_object_get(o, "type"));
-		const char *phase = json_string_value(json_object_get(o, "phase"));
-		if (type && strcmp(type, "boot") == 0) {
-			er->booted = true;
-			const char *brand = json_string_value(json_object_get(o, "cpu_brand"));
-			const char *sig = json_string_value(json_object_get(o, "cpu_signature"));
-			const char *ldr = json_string_value(json_object_get(o, "loader"));
-			snprintf(er->cpu, sizeof er->cpu, "%s, signature %s", brand ? brand : "?", sig ? sig : "?");
-			snprintf(er->loader, sizeof er->loader, "%s", ldr ? ldr : "?");
-		} else if (type && strcmp(type, "observation") == 0) {
-			const char *ev = json_string_value(json_object_get(o, "event"));
-			enum okind k = ev && strcmp(ev, "entry") == 0 ? O_ENTRY
-				       : ev && strcmp(ev, "round") == 0 ? O_ROUND
-				       : ev && strcmp(ev, "end") == 0   ? O_END
-									: O_STOPPED;
-			struct obs *ob = obs_add(&er->obs, k);
-			for (int f = 0; ob && f < F_N; f++) {
-				uint64_t v;
-				if (parse_hex(json_object_get(o, field_name[f]), &v))
-					obs_set(ob, (enum ofield)f, v);
-			}
-			if (ob && k == O_STOPPED)
-				snprintf(ob->note, sizeof ob->note, "the observer reported event '%s'", ev ? ev : "?");
-		} else if (type && strcmp(type, "exception") == 0 && phase && strcmp(phase, "host") == 0) {
-			struct obs *ob = obs_add(&er->obs, O_EXCEPTION);
-			const enum ofield fs[] = {F_VECTOR, F_ERROR, F_EIP, F_CR2, F_CR3};
-			for (size_t f = 0; ob && f < sizeof fs / sizeof fs[0]; f++) {
-				uint64_t v;
-				if (parse_hex(json_object_get(o, field_name[fs[f]]), &v))
-					obs_set(ob, fs[f], v);
-			}
-			if (ob && ob->v[F_VECTOR] != 14)
-				ob->have &= ~((uint64_t)1 << F_CR2); /* CR2 means something only for #PF */
-			if (ob)
-				snprintf(ob->note, sizeof ob->note, "the host IDT's gate reported it");
-		} else if (type && strcmp(type, "exception") == 0) {
-			er->kernel_fault = true;
-			char *d = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
-			snprintf(er->message, sizeof er->message, "%s", d ? d : "?");
-			free(d);
-		} else if (type && strcmp(type, "error") == 0) {
-			er->kernel_error = true;
-			const char *m = json_string_value(json_object_get(o, "message"));
-			const char *v = json_string_value(json_object_get(o, "value"));
-			snprintf(er->message, sizeof er->message, "%s (%s)", m ? m : "?", v ? v : "?");
-		}
-		json_decref(o);
-	}
-}
-
-static bool ends(const struct obs_list *l)
-{
-	return l->n && (l->o[l->n - 1].kind == O_END || l->o[l->n - 1].kind == O_EXCEPTION);
-}
-
-/* QEMU's -d int log: the exception chain that ended in "Triple fault". Its first line after
- * "check_exception old: 0xffffffff" is the first exception: "v=0e e=0002 ... pc=c880103f
- * ... CR2=e0002035". */
-static void qemu_triple_fault(const char *log, struct obs *o)
-{
-	char *s = slurp(log, NULL);
-	if (!s)
-		return;
-	char *tf = strstr(s, "Triple fault");
-	if (tf) {
-		*tf = '\0';
-		char *start = NULL, *p = s;
-		while ((p = strstr(p, "check_exception old: 0xffffffff")))
-			start = p++;
-		char *v = start ? strstr(start, " v=") : NULL;
-		unsigned vec = 0, err = 0;
-		if (v && sscanf(v, " v=%x e=%x", &vec, &err) == 2) {
-			obs_set(o, F_VECTOR, vec);
-			obs_set(o, F_ERROR, err);
-			char *pc = strstr(v, " pc=");
-			char *nl = strchr(v, '\n');
-			uint32_t x;
-			if (pc && (!nl || pc < nl) && sscanf(pc, " pc=%x", &x) == 1)
-				obs_set(o, F_EIP, x);
-			char *cr2 = strstr(v, " CR2=");
-			if (vec == 14 && cr2 && (!nl || cr2 < nl) && sscanf(cr2, " CR2=%x", &x) == 1)
-				obs_set(o, F_CR2, x);
-		}
-		snprintf(o->note, sizeof o->note, "QEMU: triple fault (first exception of the chain from -d int)");
-	}
-	free(s);
-}
-
-/* Bochs: "exception(): 3rd (14) exception with no resolution" is its triple fault (with
- * reset_on_triple_fault=0 it stops there); the debugger's line before the message shows
- * the instruction: "(0).[51659616] [0x00000040003f] 0008:00000000c880103f (unk. ctxt): ...".
- * Bochs does not say which exception started the chain. */
-static bool bochs_triple_fault(const char *out, struct obs *o)
-{
-	char *s = slurp(out, NULL);
-	if (!s)
-		return false;
-	bool found = strstr(s, "exception with no resolution") != NULL;
-	if (found) {
-		char *p = s, *last = NULL;
-		while ((p = strstr(p, "(0).[")))
-			last = p++;
-		char *colon = last ? strstr(last, "] ") : NULL;
-		colon = colon ? strstr(colon + 2, "] ") : NULL; /* past "[0x<physical>]" */
-		unsigned sel;
-		unsigned long long eip;
-		if (colon && sscanf(colon + 2, "%x:%llx", &sel, &eip) == 2)
-			obs_set(o, F_EIP, (uint32_t)eip);
-		snprintf(o->note, sizeof o->note, "Bochs: exception with no resolution (triple fault)");
-	}
-	free(s);
-	return found;
-}
-
-struct boot_opts {
-	const char *engine, *variant, *code_dir, *scenario, *keep, *kernel;
-	double timeout;
-	bool verbose;
-};
-
-static int run_qemu(const struct boot_opts *bo, const char *dir, const char *kernel, struct engine_run *er)
-{
-	char exe[PATH_MAX];
-	const char *want = getenv("SHIMCHECK_QEMU") ? getenv("SHIMCHECK_QEMU") : "qemu-system-i386";
-	if (!find_exe(want, exe, sizeof exe)) {
-		fprintf(stderr, "shimcheck boot: %s: not found (Debian: qemu-system-x86); engine unavailable\n", want);
-		return B_UNAVAILABLE;
-	}
-	char path[PATH_MAX + 32];
-	{
-		char *argv[] = {exe, "--version", NULL};
-		struct proc pr;
-		snprintf(path, sizeof path, "%s/qemu-version.txt", dir);
-		if (run(argv, dir, path, 10, &pr) && pr.status == 0) {
-			char *v = slurp(path, NULL);
-			if (v) {
-				v[strcspn(v, "\n")] = '\0';
-				snprintf(er->version, sizeof er->version, "%s", v);
-			}
-			free(v);
-		}
-	}
-	/* -kernel/-initrd: QEMU's own multiboot loader (no firmware boot menu, ~0.2 s). One
-	 * pinned CPU model (Unicorn runs UC_CPU_X86_PENRYN). -d int,cpu_reset: the exception
-	 * chain and "Triple fault", when the machine shuts down instead of reaching the end. */
-	char *argv[] = {exe, "-accel", "tcg", "-cpu", "Penryn", "-m", "128", "-nodefaults", "-display", "none",
-			"-no-reboot", "-monitor", "none", "-kernel", (char *)kernel, "-initrd", "image.bin",
-			"-debugcon", "file:e9.log", "-serial", "file:com1.log",
-			"-device", "isa-debug-exit,iobase=0xf4,iosize=0x04", "-d", "int,cpu_reset", "-D", "qemu-int.log", NULL};
-	snprintf(path, sizeof path, "%s/qemu.out", dir);
-	if (!run(argv, dir, path, bo->timeout, &er->proc)) {
-		fprintf(stderr, "shimcheck boot: %s: cannot run it\n", exe);
-		return B_INTERNAL;
-	}
-	snprintf(path, sizeof path, "%s/e9.log", dir);
-	char *e9 = slurp(path, NULL);
-	if (e9)
-		parse_kernel_lines(e9, er);
-	free(e9);
-	if (!er->booted) {
-		fprintf(stderr, "shimcheck boot: qemu: the boot kernel never ran (status %d%s)\n", er->proc.status,
-			er->proc.timed_out ? ", timed out" : "");
-		snprintf(path, sizeof path, "%s/qemu.out", dir);
-		show_tail(path, 20);
-		return B_INTERNAL;
-	}
-	/* The log decides; QEMU's status (from isa-debug-exit) only confirms it. A mismatch
-	 * means the stream lost something: say so, the comparison will show what. */
-	const struct obs *last = er->obs.n ? &er->obs.o[er->obs.n - 1] : NULL;
-	int expect = er->kernel_error || er->kernel_fault ? QEMU_EXIT_KERNEL
-		     : last && last->kind == O_END	     ? QEMU_EXIT_OK
-		     : last && last->kind == O_EXCEPTION   ? QEMU_EXIT_FAULT
-							     : -1;
-	if (expect >= 0 && !er->proc.timed_out && er->proc.status != expect)
-		fprintf(stderr, "shimcheck boot: qemu: exit status %d, but its log ends as if it were %d\n",
-			er->proc.status, expect);
-	if (!ends(&er->obs) && !er->kernel_error && !er->kernel_fault) {
-		struct obs *o = obs_add(&er->obs, er->proc.timed_out ? O_TIMEOUT : O_SHUTDOWN);
-		if (o && er->proc.timed_out) {
-			snprintf(o->note, sizeof o->note, "no end after %.0f s", bo->timeout);
-		} else if (o) {
-			snprintf(o->note, sizeof o->note, "QEMU stopped with status %d before the end", er->proc.status);
-			snprintf(path, sizeof path, "%s/qemu-int.log", dir);
-			qemu_triple_fault(path, o);
-		}
-	}
-	return B_OK;
-}
-
-#define BOCHS_BIOS "/usr/share/bochs/BIOS-bochs-latest"
-#define BOCHS_VGA "/usr/share/vgabios/vgabios.bin"
-
-/* Write bochsrc/bochs.rc into dir and run Bochs once; its stdout+stderr go to bochs.out
- * (bochs-debug.out with debug). debug: also log the CPU's debug messages, which name every
- * exception and its error code (slower: only to explain a triple fault). */
-static bool bochs_once(const struct boot_opts *bo, const char *dir, const char *unshare, const char *ns,
-		       const char *exe, bool debug, struct proc *pr)
-{
-	char path[PATH_MAX + 32];
-	const char *rc = debug ? "bochsrc-debug" : "bochsrc";
-	snprintf(path, sizeof path, "%s/%s", dir, rc);
-	FILE *f = fopen(path, "w");
-	if (!f) {
-		fprintf(stderr, "shimcheck boot: %s: %s\n", path, strerror(errno));
-		return false;
-	}
-	/* The pinned CPU (Penryn, as QEMU and Unicorn); a triple fault stops Bochs (it reports
-	 * it) instead of resetting; magic_break: the kernel's XCHG BX,BX at the end hands over
-	 * to the rc file's `q`. clock sync=none and no sound: faster. megs: the window ends at
-	 * 32 MiB at most. */
-	fprintf(f, "megs: 64\n"
-		   "romimage: file=%s\n"
-		   "vgaromimage: file=%s\n"
-		   "cpu: model=core2_penryn_t9600, count=1, ips=4000000, reset_on_triple_fault=0\n"
-		   "ata0-master: type=cdrom, path=boot.iso, status=inserted\n"
-		   "boot: cdrom\n"
-		   "display_library: rfb, options=\"timeout=0\"\n"
-		   "port_e9_hack: enabled=1\n"
-		   "com1: enabled=1, mode=file, dev=com1.log\n"
-		   "magic_break: enabled=1\n"
-		   "panic: action=fatal\n"
-		   "error: action=report\n"
-		   "log: %s\n"
-		   "%s"
-		   "clock: sync=none\n"
-		   "speaker: enabled=0\n"
-		   "sound: driver=dummy\n",
-		BOCHS_BIOS, BOCHS_VGA, debug ? "bochs-debug.log" : "bochs.log", debug ? "debug: action=ignore, cpu0=report\n" : "");
-	if (fclose(f) != 0)
-		return false;
-	snprintf(path, sizeof path, "%s/bochs.rc", dir);
-	if (!(f = fopen(path, "w")) || fputs("c\nq\n", f) < 0 || fclose(f) != 0) {
-		fprintf(stderr, "shimcheck boot: %s: cannot write\n", path);
-		return false;
-	}
-	char *argv[] = {(char *)unshare, (char *)ns, (char *)exe, "-q", "-f", (char *)rc, "-rc", "bochs.rc", NULL};
-	snprintf(path, sizeof path, "%s/%s", dir, debug ? "bochs-debug.out" : "bochs.out");
-	if (!run(argv, dir, path, bo->timeout, pr)) {
-		fprintf(stderr, "shimcheck boot: %s: cannot run it\n", exe);
-		return false;
-	}
-	return true;
-}
-
-/* Bochs's CPU debug log: the exceptions of the chain that ended in the panic, all at the
- * panic's tick: "00051687664d[CPU0  ] exception(0x0e): error_code=0003". The first is the
- * one the simulator reports. */
-static void bochs_first_exception(const char *log, struct obs *o)
-{
-	char *s = slurp(log, NULL);
-	if (!s)
-		return;
-	char *panic = strstr(s, ">>PANIC<<");
-	if (panic) {
-		char *bol = panic;
-		while (bol > s && bol[-1] != '\n')
-			bol--;
-		unsigned long long tick;
-		if (sscanf(bol, "%llu", &tick) == 1) {
-			char *p = s;
-			while ((p = strstr(p, "] exception(0x"))) {
-				char *b = p;
-				while (b > s && b[-1] != '\n')
-					b--;
-				unsigned long long t;
-				unsigned vec, err;
-				if (sscanf(b, "%llu", &t) == 1 && t == tick &&
-				    sscanf(p, "] exception(0x%x): error_code=%x", &vec, &err) == 2) {
-					obs_set(o, F_VECTOR, vec);
-					obs_set(o, F_ERROR, err);
-					break;
-				}
-				p++;
-			}
-		}
-	}
-	free(s);
-}
-
-static int run_bochs(const struct boot_opts *bo, const char *dir, const char *kernel, struct engine_run *er)
-{
-	char exe[PATH_MAX], unshare[PATH_MAX], path[PATH_MAX + 32];
-	const char *want = getenv("SHIMCHECK_BOCHS") ? getenv("SHIMCHECK_BOCHS") : "bochs";
-	if (!find_exe(want, exe, sizeof exe)) {
-		fprintf(stderr, "shimcheck boot: %s: not found (Debian: bochs, bochsbios, vgabios); engine unavailable\n", want);
-		return B_UNAVAILABLE;
-	}
-	if (access(BOCHS_BIOS, R_OK) != 0 || access(BOCHS_VGA, R_OK) != 0) {
-		fprintf(stderr, "shimcheck boot: bochs: %s or %s missing (Debian: bochsbios, vgabios)\n", BOCHS_BIOS, BOCHS_VGA);
-		return B_INTERNAL;
-	}
-	/* Debian's Bochs has no `nogui`; its rfb display listens on port 5900 on every address.
-	 * Run it in a network namespace of its own (unshare -n as root, else with a user
-	 * namespace) so that nothing is exposed. */
-	if (!find_exe("unshare", unshare, sizeof unshare)) {
-		fprintf(stderr, "shimcheck boot: bochs: unshare not found (Debian: util-linux): Bochs's rfb port cannot be isolated\n");
-		return B_INTERNAL;
-	}
-	const char *ns = NULL;
-	snprintf(path, sizeof path, "%s/unshare.out", dir);
-	const char *flags[] = {"-n", "-rn"};
-	for (int i = 0; i < 2 && !ns; i++) {
-		char *argv[] = {unshare, (char *)flags[i], "true", NULL};
-		struct proc pr;
-		if (run(argv, dir, path, 10, &pr) && pr.status == 0)
-			ns = flags[i];
-	}
-	if (!ns) {
-		fprintf(stderr, "shimcheck boot: bochs: neither `unshare -n` nor `unshare -rn` works here: "
-			"Bochs's rfb port cannot be isolated, not running it\n");
-		show_tail(path, 5);
-		return B_INTERNAL;
-	}
-
-	/* Bochs cannot load a multiboot ELF itself: GRUB on an ISO does. */
-	char mkiso[PATH_MAX];
-	snprintf(mkiso, sizeof mkiso, "%s", getenv("SHIMCHECK_BOOT_MKISO") ? getenv("SHIMCHECK_BOOT_MKISO") : SHIMCHECK_BOOT_MKISO);
-	char *iso_argv[] = {"/bin/sh", mkiso, "-o", "boot.iso", (char *)kernel, "image.bin", NULL};
-	struct proc pr;
-	snprintf(path, sizeof path, "%s/mkiso.out", dir);
-	if (!run(iso_argv, dir, path, 60, &pr) || pr.status != 0 || pr.timed_out) {
-		fprintf(stderr, "shimcheck boot: bochs: building the GRUB ISO failed (%s)\n", mkiso);
-		show_tail(path, 20);
-		return B_INTERNAL;
-	}
-	er->prep_secs = pr.secs;
-
-	snprintf(path, sizeof path, "%s/bochs.out", dir);
-	if (!bochs_once(bo, dir, unshare, ns, exe, false, &er->proc))
-		return B_INTERNAL;
-	char *out = slurp(path, NULL);
-	if (out) {
-		char *v = strstr(out, "Bochs x86 Emulator ");
-		if (v) {
-			size_t n = strcspn(v, "\n");
-			snprintf(er->version, sizeof er->version, "%.*s", (int)n, v);
-		}
-	}
-	free(out);
-	/* COM1 is the clean stream; E9 text shares Bochs's stdout with its messages. */
-	snprintf(path, sizeof path, "%s/com1.log", dir);
-	char *com1 = slurp(path, NULL);
-	if (com1)
-		parse_kernel_lines(com1, er);
-	free(com1);
-	if (!ends(&er->obs) && !er->kernel_error && !er->kernel_fault) {
-		/* COM1 lost its tail (or never worked): the E9 copy on stdout may have it. */
-		static struct engine_run e9;
-		memset(&e9, 0, sizeof e9);
-		snprintf(path, sizeof path, "%s/bochs.out", dir);
-		char *s = slurp(path, NULL);
-		if (s)
-			parse_kernel_lines(s, &e9);
-		free(s);
-		if (e9.booted && (e9.obs.n > er->obs.n || e9.kernel_error || e9.kernel_fault)) {
-			er->booted = true;
-			er->obs = e9.obs;
-			er->kernel_error = e9.kernel_error;
-			er->kernel_fault = e9.kernel_fault;
-			memcpy(er->message, e9.message, sizeof er->message);
-			memcpy(er->cpu, e9.cpu, sizeof er->cpu);
-			memcpy(er->loader, e9.loader, sizeof er->loader);
-		}
-	}
-	if (!er->booted) {
-		fprintf(stderr, "shimcheck boot: bochs: the boot kernel never ran (status %d%s)\n", er->proc.status,
-			er->proc.timed_out ? ", timed out" : "");
-		snprintf(path, sizeof path, "%s/bochs.out", dir);
-		show_tail(path, 20);
-		return B_INTERNAL;
-	}
-	if (!ends(&er->obs) && !er->kernel_error && !er->kernel_fault) {
-		struct obs *o = obs_add(&er->obs, er->proc.timed_out ? O_TIMEOUT : O_SHUTDOWN);
-		snprintf(path, sizeof path, "%s/bochs.out", dir);
-		if (o && er->proc.timed_out) {
-			snprintf(o->note, sizeof o->note, "no end after %.0f s", bo->timeout);
-		} else if (o && !bochs_triple_fault(path, o)) {
-			snprintf(o->note, sizeof o->note, "Bochs stopped with status %d before the end", er->proc.status);
-			show_tail(path, 10);
-		} else if (o) {
-			/* Bochs names the exceptions only in its CPU debug log: run the same
-			 * (deterministic) boot once more with it, to learn the first one. */
-			struct proc pr;
-			snprintf(path, sizeof path, "%s/bochs-debug.log", dir);
-			if (bochs_once(bo, dir, unshare, ns, exe, true, &pr) && !pr.timed_out)
-				bochs_first_exception(path, o);
-		}
-	}
-	return B_OK;
-}
-
-/* ---- comparing ------------------------------------------------------------------------------- */
-
-/* Index of the first observation that differs, with the field (-1: the kinds or one side
- * is missing); -1 when both lists agree. */
-static int first_difference(const struct obs_list *a, const struct obs_list *b, int *field)
-{
-	int n = a->n > b->n ? a->n : b->n;
-	for (int i = 0; i < n; i++) {
-		*field = -1;
-		if (i >= a->n || i >= b->n || a->o[i].kind != b->o[i].kind)
-			return i;
-		for (int f = 0; f < F_N; f++) {
-			enum ofield ff = (enum ofield)f;
-			if (obs_has(&a->o[i], ff) && obs_has(&b->o[i], ff) && ((a->o[i].v[f] ^ b->o[i].v[f]) & field_mask(ff))) {
-				*field = f;
-				return i;
-			}
-		}
-	}
-	return -1;
-}
-
-static void cell(const struct obs *o, int f, char *b, size_t n)
-{
-	if (!o)
-		snprintf(b, n, "(none)");
-	else if (f < 0)
-		obs_label(o, b, n);
-	else if (obs_has(o, (enum ofield)f))
-		snprintf(b, n, "0x%" PRIx64, o->v[f]);
-	else
-		snprintf(b, n, "-");
-}
-
-static void show_side_by_side(FILE *out, const char *engine, const struct obs *a, const struct obs *b, int diff_field)
-{
-	char x[48], y[48];
-	fprintf(out, "  %-15s %-22s %s\n", "field", engine, "unicorn");
-	cell(a, -1, x, sizeof x);
-	cell(b, -1, y, sizeof y);
-	fprintf(out, "  %-15s %-22s %-22s%s\n", "event", x, y, diff_field == -1 ? " <--" : "");
-	for (int f = 0; f < F_N; f++) {
-		if ((!a || !obs_has(a, (enum ofield)f)) && (!b || !obs_has(b, (enum ofield)f)))
-			continue;
-		cell(a, f, x, sizeof x);
-		cell(b, f, y, sizeof y);
-		fprintf(out, "  %-15s %-22s %-22s%s\n", field_name[f], x, y, f == diff_field ? " <--" : "");
-	}
-	if (a && a->note[0])
-		fprintf(out, "  %s: %s\n", engine, a->note);
-	if (b && b->note[0])
-		fprintf(out, "  unicorn: %s\n", b->note);
-}
-
-static void write_obs_file(const char *dir, const char *engine, const struct obs_list *l)
-{
-	char path[PATH_MAX + 64];
-	snprintf(path, sizeof path, "%s/obs-%s.jsonl", dir, engine);
-	FILE *f = fopen(path, "w");
-	if (!f)
-		return;
-	for (int i = 0; i < l->n; i++)
-		obs_write(f, &l->o[i], engine);
-	fclose(f);
-}
-
-/* ---- paths and the command ---------------------------------------------------------------------- */
+/* ---- paths ------------------------------------------------------------------------------------ */
 
 static bool readable(const char *p) { return access(p, R_OK) == 0; }
 
@@ -978,27 +80,892 @@ static void remove_dir(const char *dir)
 	rmdir(dir);
 }
 
+static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+/* --scenario FILE or DIR (every *.json in it, sorted by name) into list. */
+static int expand_scenario(const char *arg, char **list, int *n)
+{
+	struct stat st;
+	if (stat(arg, &st) == 0 && S_ISDIR(st.st_mode)) {
+		DIR *d = opendir(arg);
+		if (!d) {
+			fprintf(stderr, "shimcheck boot: %s: %s\n", arg, strerror(errno));
+			return B_INPUT;
+		}
+		int first = *n;
+		struct dirent *e;
+		while ((e = readdir(d))) {
+			size_t len = strlen(e->d_name);
+			if (len < 6 || strcmp(e->d_name + len - 5, ".json") != 0 || e->d_name[0] == '.')
+				continue;
+			if (*n == MAX_SCEN) {
+				closedir(d);
+				fprintf(stderr, "shimcheck boot: %s: more than %d scenarios\n", arg, MAX_SCEN);
+				return B_INPUT;
+			}
+			if (asprintf(&list[*n], "%s/%s", arg, e->d_name) < 0)
+				return B_INTERNAL;
+			(*n)++;
+		}
+		closedir(d);
+		if (*n == first) {
+			fprintf(stderr, "shimcheck boot: %s: no *.json scenario in this directory\n", arg);
+			return B_INPUT;
+		}
+		qsort(list + first, (size_t)(*n - first), sizeof *list, cmp_str);
+		return B_OK;
+	}
+	if (*n == MAX_SCEN)
+		return B_INPUT;
+	list[(*n)++] = strdup(arg);
+	return B_OK;
+}
+
+static bool export_image(const struct pipeline *p, const char *dir, const char *name)
+{
+	char path[PATH_MAX + 96];
+	snprintf(path, sizeof path, "%s/%s", dir, name);
+	FILE *f = fopen(path, "wb");
+	bool ok = f && image_export(&p->img, &p->code, f) == 0;
+	if (f && fclose(f) != 0)
+		ok = false;
+	if (!ok)
+		fprintf(stderr, "shimcheck boot: %s: cannot write the image\n", path);
+	return ok;
+}
+
+/* ---- the simulator's verdict on one scenario ------------------------------------------------------ */
+
+struct scen_res {
+	char path[PATH_MAX];
+	char name[64];
+	char variant[48];
+	int load_rc;            /* B_OK when the scenario was loaded and run */
+	enum pl_status st;
+	struct obs_list sim;
+	uint32_t ninsn;
+	enum tr_end end;
+	int nviol;
+	char first_rule[24];
+	char *violations;       /* the rule lines, as `shimcheck run` prints them */
+	bool kernel_bytes;      /* the guest reads what only the boot kernel's machine has */
+	char kernel_why[200];
+	char fault_text[48];    /* the instruction the simulator's run faulted at */
+};
+
+/* Run the loaded scenario in Unicorn and keep what the report needs. */
+static int sim_run(struct pipeline *p, struct scen_res *r)
+{
+	snprintf(r->name, sizeof r->name, "%s", p->sc.name);
+	snprintf(r->variant, sizeof r->variant, "%s", p->code.variant);
+	r->st = pl_run(p);
+	if (r->st != PL_OK && r->st != PL_VIOLATION) {
+		fprintf(stderr, "shimcheck boot: %s\n", p->err);
+		return (int)r->st;
+	}
+	char err[160];
+	if (!sim_observations(p, &r->sim, err, sizeof err)) {
+		fprintf(stderr, "shimcheck boot: %s\n", err);
+		return B_INTERNAL;
+	}
+	r->kernel_bytes = guest_reads_kernel_bytes(&p->sc, &p->img, &p->code, r->kernel_why, sizeof r->kernel_why);
+	r->ninsn = p->t.n;
+	r->end = p->t.end;
+	r->fault_text[0] = '\0';
+	for (uint32_t k = 0; k < p->t.nev; k++)
+		if (p->t.ev[k].kind == EV_FAULT && p->t.ev[k].insn < p->t.n)
+			snprintf(r->fault_text, sizeof r->fault_text, "%s", p->t.insn[p->t.ev[k].insn].text);
+	r->nviol = p->v.n;
+	r->first_rule[0] = '\0';
+	size_t cap = 0;
+	FILE *m = open_memstream(&r->violations, &cap);
+	for (int i = 0; m && r->st == PL_VIOLATION && i < p->v.n && i < MAX_VIOLATIONS; i++) {
+		const struct violation *x = &p->v.v[i];
+		if (i == 0)
+			snprintf(r->first_rule, sizeof r->first_rule, "%s", rule_id(x->rule));
+		if (x->insn < p->t.n)
+			fprintf(m, "%s #%u 0x%08" PRIx32 ": %s\n", rule_id(x->rule), x->insn, p->t.insn[x->insn].cpu.eip, x->msg);
+		else
+			fprintf(m, "%s: %s\n", rule_id(x->rule), x->msg);
+	}
+	if (m)
+		fclose(m);
+	return B_OK;
+}
+
+/* ---- reporting one image ------------------------------------------------------------------------ */
+
+/* QEMU's TCG performs a read-modify-write instruction's load and store as two accesses: a
+ * #PF on a page the space does not map comes from the load (error code W clear), where the
+ * CPU (Bochs, the model) checks the operand for writing first (W set). */
+static bool qemu_rmw_pf(const char *engine, const struct obs_list *e, const struct obs_list *s, int at, int field,
+			const char *text)
+{
+	static const char *const rmw[] = {"and ", "or ", "xor ", "add ", "sub ", "adc ", "sbb ", "inc ", "dec ",
+					  "not ", "neg ", "bts ", "btr ", "btc ", NULL};
+	if (strcmp(engine, "qemu") != 0 || field != F_ERROR || at < 0 || at >= e->n || at >= s->n)
+		return false;
+	const struct obs *a = &e->o[at], *b = &s->o[at];
+	if (a->v[F_VECTOR] != 14 || (a->v[F_ERROR] ^ b->v[F_ERROR]) != 2 || (a->v[F_ERROR] & 2))
+		return false;
+	for (int i = 0; rmw[i]; i++)
+		if (strncmp(text, rmw[i], strlen(rmw[i])) == 0 && strstr(text, "ptr [") && strchr(text, ',') > strstr(text, "ptr ["))
+			return true;
+	return false;
+}
+
+static uint64_t a_v(const struct img_run *r, int at, int f) { return r->obs.o[at].v[f]; }
+static uint64_t a_v2(const struct scen_res *s, int at, int f) { return s->sim.o[at].v[f]; }
+
+/* Compare, print, return B_OK / B_DIVERGE. quiet_violations: a mutant's violations are
+ * expected; list only the first rule. */
+static int report_one(const struct boot_opts *bo, const struct engine_info *ei, const struct job *j,
+		      const struct scen_res *s, bool mutant, int *diff_at, int *diff_field, char *explained, size_t en)
+{
+	explained[0] = '\0';
+	const char *eng = bo->engine;
+	const struct img_run *r = &j->r;
+	if (bo->verbose) {
+		int n = r->obs.n > s->sim.n ? r->obs.n : s->sim.n;
+		for (int i = 0; i < n; i++) {
+			printf("observation %d:\n", i);
+			show_side_by_side(stdout, eng, i < r->obs.n ? &r->obs.o[i] : NULL, i < s->sim.n ? &s->sim.o[i] : NULL, -2);
+		}
+	}
+	int field = -1;
+	int at = r->kernel_error ? -2 : first_difference(&r->obs, &s->sim, &field);
+	*diff_at = at;
+	*diff_field = field;
+	int rc = B_OK;
+	if (r->kernel_error) {
+		printf("REFUSED: the boot kernel refused the image of %s: %s\n", s->name, r->message);
+		rc = B_INPUT;
+	} else if (at >= 0) {
+		print_divergence(stdout, eng, &r->obs, &s->sim, at, field);
+		if (s->kernel_bytes && (field == F_GUEST_SEEN || field == F_SHIM_SUM)) {
+			printf("EXPLAINED: %s: guest_seen and shim_sum cannot match the simulator's (docs/hardware.md)\n",
+			       s->kernel_why);
+			snprintf(explained, en, "the guest reads what the boot kernel adds");
+		}
+		if (field >= F_EAX && field <= F_EDI && ((a_v(r, at, field) ^ a_v2(s, at, field)) & ~(uint64_t)0x8D5) == 0 &&
+		    (a_v(r, at, field) & 2) && (a_v2(s, at, field) & 2))
+		{
+			printf("EXPLAINED: %s holds an EFLAGS image that differs only in the arithmetic flags, which differ by "
+			       "construction (the observer's slot is compared with 0 before the switch: docs/hardware.md)\n",
+			       field_name[field]);
+			snprintf(explained, en, "EFLAGS arithmetic flags in %s", field_name[field]);
+		}
+		const struct obs *eo = obs_last(&r->obs);
+		const char *viol = s->violations ? s->violations : "";
+		if (eo && strstr(eo->note, "external interrupt") && strstr(viol, "IF-WINDOW")) {
+			printf("EXPLAINED: %s, delivered in the switch window the simulator reports as IF-WINDOW (Unicorn "
+			       "delivers no interrupts) (docs/hardware.md)\n",
+			       eo->note);
+			snprintf(explained, en, "an interrupt taken in the IF=1 window");
+		}
+		if (!explained[0] && (strstr(viol, "INVLPG") || strstr(viol, "STALE-TLB") || strstr(viol, "TLB-GLOBAL"))) {
+			printf("EXPLAINED: the run depends on a stale translation the simulator reports (INVLPG/STALE-TLB/"
+			       "TLB-GLOBAL): whether a CPU uses it depends on its TLB (Unicorn and QEMU: one softmmu TLB filled "
+			       "for every access kind at once; Bochs: split, direct-mapped ITLB/DTLB) (docs/hardware.md)\n");
+			snprintf(explained, en, "stale-translation outcome (TLB organisation)");
+		}
+		if (qemu_rmw_pf(eng, &r->obs, &s->sim, at, field, s->fault_text)) {
+			printf("EXPLAINED: `%s` is a read-modify-write: QEMU's TCG reports its #PF from the load (W clear), the "
+			       "model and Bochs from the write check (W set) (docs/hardware.md)\n",
+			       s->fault_text);
+			snprintf(explained, en, "QEMU's #PF error code of a read-modify-write");
+		}
+		rc = B_DIVERGE;
+	}
+	if (s->st == PL_VIOLATION && !mutant) {
+		fputs(s->violations ? s->violations : "", stdout);
+		if (rc == B_OK)
+			rc = B_DIVERGE;
+	}
+	int rounds = 0;
+	for (int i = 0; i < r->obs.n; i++)
+		rounds += r->obs.o[i].kind == O_ROUND;
+	char last[48] = "nothing";
+	if (r->obs.n)
+		obs_label(&r->obs.o[r->obs.n - 1], last, sizeof last);
+	printf("%s: engine %s (%s; %s; loader %s), variant %s, scenario %s: %d observation%s, %d round trip%s, ends with %s; "
+	       "%s unicorn (%u instructions, %s); %d violation%s; boot %.2f s",
+	       rc == B_OK ? "BOOT PASS" : "BOOT FAIL", eng, ei->version[0] ? ei->version : "?", ei->cpu, ei->loader, s->variant,
+	       s->name, r->obs.n, r->obs.n == 1 ? "" : "s", rounds, rounds == 1 ? "" : "s", last,
+	       at == -1 ? "identical to" : "differs from", s->ninsn, tr_end_name(s->end), s->nviol, s->nviol == 1 ? "" : "s",
+	       r->secs);
+	if (r->boot_images > 1)
+		printf(" (boot %d: %d images)", r->boot, r->boot_images);
+	else if (ei->prep_secs > 0 && ei->boots == 1)
+		printf(" (+ ISO %.2f s)", ei->prep_secs);
+	printf("\n");
+	return rc;
+}
+
+/* ---- mutants ------------------------------------------------------------------------------------ */
+
+static bool bin_id(const char *s, enum code_bin_id *out)
+{
+	for (int b = 0; b < CB_N; b++)
+		if (s && strcmp(s, code_bin_name((enum code_bin_id)b)) == 0) {
+			*out = (enum code_bin_id)b;
+			return true;
+		}
+	return false;
+}
+
+/* One edit of the catalogue (see tests/mutants/test_mutants.c, which applies them the same way). */
+static bool apply_edit(struct shim_code *c, json_t *e, const char *name)
+{
+	enum code_bin_id b;
+	const char *from = json_string_value(json_object_get(e, "from"));
+	const char *find = json_string_value(json_object_get(e, "find"));
+	const char *op = json_string_value(json_object_get(e, "op"));
+	json_t *nth = json_object_get(e, "nth");
+	struct insn_ref r, r2;
+	if (!bin_id(json_string_value(json_object_get(e, "binary")), &b) || !find || !op) {
+		fprintf(stderr, "shimcheck boot: mutant %s: an edit without binary, find or op\n", name);
+		return false;
+	}
+	if (!mutate_find(c, b, from, find, nth ? (int)json_integer_value(nth) : 1, &r)) {
+		fprintf(stderr, "shimcheck boot: mutant %s: no `%s` at or after %s in %s\n", name, find, from ? from : "the start",
+			code_bin_name(b));
+		return false;
+	}
+	bool ok = false;
+	if (strcmp(op, "nop") == 0) {
+		ok = mutate_nop(c, &r);
+	} else if (strcmp(op, "replace") == 0) {
+		uint8_t bytes[16];
+		size_t n = 0;
+		const char *s = json_string_value(json_object_get(e, "bytes"));
+		while (s && *s && n < sizeof bytes) {
+			unsigned v;
+			if (*s == ' ') {
+				s++;
+				continue;
+			}
+			if (sscanf(s, "%2x", &v) != 1)
+				break;
+			bytes[n++] = (uint8_t)v;
+			s += 2;
+		}
+		ok = n > 0 && mutate_replace(c, &r, bytes, n);
+	} else if (strcmp(op, "swap_next") == 0) {
+		static struct insn_ref list[1024];
+		int n = mutate_list(c, b, list, 1024);
+		for (int i = 0; i + 1 < n; i++)
+			if (list[i].off == r.off)
+				ok = mutate_swap_next(c, &list[i], &list[i + 1]);
+	} else if (strcmp(op, "move_before") == 0) {
+		const char *before = json_string_value(json_object_get(e, "before"));
+		ok = before && mutate_find(c, b, from, before, 1, &r2) && mutate_move_before(c, &r, &r2);
+	}
+	if (!ok)
+		fprintf(stderr, "shimcheck boot: mutant %s: edit %s on `%s` does not apply\n", name, op, r.text);
+	return ok;
+}
+
+/* The mutated code as a code directory: the original's files, the edited binaries. */
+static bool write_code_dir(const struct shim_code *orig, const struct shim_code *mut, const char *out)
+{
+	if (mkdir(out, 0755) != 0 && errno != EEXIST)
+		return false;
+	DIR *d = opendir(orig->dir);
+	if (!d)
+		return false;
+	struct dirent *e;
+	char from[PATH_MAX + 300], to[PATH_MAX + 300];
+	bool ok = true;
+	while ((e = readdir(d))) {
+		snprintf(from, sizeof from, "%s/%s", orig->dir, e->d_name);
+		struct stat st;
+		if (e->d_name[0] == '.' || stat(from, &st) != 0 || !S_ISREG(st.st_mode))
+			continue;
+		snprintf(to, sizeof to, "%s/%s", out, e->d_name);
+		FILE *a = fopen(from, "rb"), *b = fopen(to, "wb");
+		char buf[8192];
+		size_t k;
+		while (a && b && (k = fread(buf, 1, sizeof buf, a)) > 0)
+			ok &= fwrite(buf, 1, k, b) == k;
+		ok &= a && b;
+		if (a)
+			fclose(a);
+		if (b && fclose(b) != 0)
+			ok = false;
+	}
+	closedir(d);
+	for (int b = 0; b < CB_N && ok; b++) {
+		const char *base = strrchr(mut->bin[b].path, '/');
+		snprintf(to, sizeof to, "%s/%s", out, base ? base + 1 : mut->bin[b].path);
+		FILE *f = fopen(to, "wb");
+		ok = f && fwrite(mut->bin[b].bytes, 1, mut->bin[b].size, f) == mut->bin[b].size;
+		if (f && fclose(f) != 0)
+			ok = false;
+	}
+	return ok;
+}
+
+/* How a run ended, in a few words: "fault #14 err 0x2 at 0xc880103f (triple fault)". */
+static void end_words(const struct obs_list *l, char *b, size_t n)
+{
+	const struct obs *o = obs_last(l);
+	if (!o) {
+		snprintf(b, n, "nothing");
+		return;
+	}
+	char lab[48];
+	obs_label(o, lab, sizeof lab);
+	size_t k = (size_t)snprintf(b, n, "%s", lab);
+	if (obs_has(o, F_VECTOR) && k < n)
+		k += (size_t)snprintf(b + k, n - k, " #%" PRIu64, o->v[F_VECTOR]);
+	if (obs_has(o, F_ERROR) && o->v[F_VECTOR] < 32 && ((1u << o->v[F_VECTOR]) & 0x60227D00u) && k < n)
+		k += (size_t)snprintf(b + k, n - k, " err 0x%" PRIx64, o->v[F_ERROR]);
+	if (obs_has(o, F_EIP) && k < n)
+		k += (size_t)snprintf(b + k, n - k, " at 0x%" PRIx64, o->v[F_EIP]);
+	if (obs_has(o, F_HANDLER) && k < n)
+		k += (size_t)snprintf(b + k, n - k, " -> 0x%" PRIx64, o->v[F_HANDLER]);
+}
+
+struct mutant {
+	char name[64], variant[48], expect[32], scen[96], why[200];
+};
+
+static int mode_mutants(const struct boot_opts *bo, const char *dir, const char *kernel, const char *root)
+{
+	char cat_path[PATH_MAX];
+	snprintf(cat_path, sizeof cat_path, "%s",
+		 bo->catalogue ? bo->catalogue : SHIMCHECK_SOURCE_DIR "/tests/mutants/catalogue.json");
+	json_error_t jerr;
+	json_t *cat = json_load_file(cat_path, 0, &jerr);
+	json_t *list = cat ? json_object_get(cat, "mutants") : NULL;
+	if (!json_is_array(list)) {
+		fprintf(stderr, "shimcheck boot: %s: %s\n", cat_path, cat ? "no \"mutants\" array" : jerr.text);
+		json_decref(cat);
+		return B_INPUT;
+	}
+	bool all = strcmp(bo->mutant, "all") == 0;
+	size_t nm = json_array_size(list);
+	struct mutant *mu = calloc(nm + 1, sizeof *mu);
+	struct scen_res *res = calloc(nm + 1, sizeof *res);
+	struct job *jobs = calloc(nm + 1, sizeof *jobs);
+	if (!mu || !res || !jobs) {
+		free(mu);
+		free(res);
+		free(jobs);
+		json_decref(cat);
+		return B_INTERNAL;
+	}
+	static struct pipeline p;
+	int rc = B_OK, n = 0;
+	size_t i;
+	json_t *m;
+	/* Every mutant: its edits on a copy of its variant, its scenario, the image, Unicorn's run. */
+	json_array_foreach(list, i, m) {
+		const char *name = json_string_value(json_object_get(m, "name"));
+		const char *variant = json_string_value(json_object_get(m, "variant"));
+		const char *expect = json_string_value(json_object_get(m, "expect"));
+		const char *sj = json_string_value(json_object_get(m, "scenario"));
+		const char *why = json_string_value(json_object_get(m, "why"));
+		if (!name || !variant || (!all && strcmp(name, bo->mutant) != 0))
+			continue;
+		struct mutant *x = &mu[n];
+		snprintf(x->name, sizeof x->name, "%s", name);
+		snprintf(x->variant, sizeof x->variant, "%s", variant);
+		snprintf(x->expect, sizeof x->expect, "%s", expect ? expect : "?");
+		snprintf(x->scen, sizeof x->scen, "%s", bo->nscenario ? bo->scenario[0] : sj ? sj : "scenarios/default.json");
+		snprintf(x->why, sizeof x->why, "%s", why ? why : "");
+		char codedir[PATH_MAX + 64], scen[PATH_MAX + 128];
+		snprintf(codedir, sizeof codedir, "%s/%s", root, variant);
+		if (bo->nscenario)
+			snprintf(scen, sizeof scen, "%s", bo->scenario[0]);
+		else
+			snprintf(scen, sizeof scen, "%s/%s", SHIMCHECK_SOURCE_DIR, x->scen);
+		pl_init(&p);
+		enum pl_status st = pl_load_code(&p, codedir);
+		struct shim_code mut;
+		bool ok = st == PL_OK && code_dup(&mut, &p.code);
+		if (st != PL_OK)
+			fprintf(stderr, "shimcheck boot: %s\n", p.err);
+		size_t k;
+		json_t *e;
+		json_array_foreach(json_object_get(m, "edits"), k, e) ok = ok && apply_edit(&mut, e, name);
+		if (!ok) {
+			pl_free(&p);
+			rc = B_INPUT;
+			continue;
+		}
+		if (bo->keep) {
+			char out[PATH_MAX + 96];
+			snprintf(out, sizeof out, "%s/code-%s", dir, name);
+			if (!write_code_dir(&p.code, &mut, out))
+				fprintf(stderr, "shimcheck boot: %s: cannot write the mutant's code directory\n", out);
+		}
+		pl_use_code(&p, &mut);
+		if (pl_load_scenario(&p, scen) != PL_OK) {
+			fprintf(stderr, "shimcheck boot: %s\n", p.err);
+			pl_free(&p);
+			rc = B_INPUT;
+			continue;
+		}
+		snprintf(res[n].path, sizeof res[n].path, "%s", scen);
+		struct job *j = &jobs[n];
+		snprintf(j->image, sizeof j->image, "mutant-%d.bin", n);
+		snprintf(j->label, sizeof j->label, "%s", name);
+		trap_set_of(&p.img, &p.code, &j->traps);
+		int r = export_image(&p, dir, j->image) ? sim_run(&p, &res[n]) : B_INTERNAL;
+		pl_free(&p);
+		if (r != B_OK) {
+			rc = r;
+			break;
+		}
+		n++;
+	}
+	json_decref(cat);
+	if (rc == B_OK && n == 0) {
+		fprintf(stderr, "shimcheck boot: %s: no mutant named %s\n", cat_path, bo->mutant);
+		rc = B_INPUT;
+	}
+	struct engine_info ei;
+	memset(&ei, 0, sizeof ei);
+	if (rc == B_OK)
+		rc = boot_jobs(bo, dir, kernel, jobs, n, &ei);
+	int same = 0, explained = 0;
+	char (*table)[320] = calloc((size_t)n + 1, sizeof *table);
+	for (int t = 0; rc != B_INTERNAL && rc != B_UNAVAILABLE && rc != B_INPUT && t < n && table; t++) {
+		struct mutant *x = &mu[t];
+		struct scen_res *sr = &res[t];
+		if (bo->keep) {
+			char nm2[128];
+			snprintf(nm2, sizeof nm2, "%s-%s", bo->engine, x->name);
+			write_obs_file(dir, nm2, &jobs[t].r.obs);
+			snprintf(nm2, sizeof nm2, "unicorn-%s", x->name);
+			write_obs_file(dir, nm2, &sr->sim);
+		}
+		printf("-- mutant %s (%s, %s): %s\n", x->name, x->variant, x->scen, x->why);
+		int at, field;
+		char expl[96];
+		int one = report_one(bo, &ei, &jobs[t], sr, true, &at, &field, expl, sizeof expl);
+		char se[96], ee[96];
+		end_words(&sr->sim, se, sizeof se);
+		end_words(&jobs[t].r.obs, ee, sizeof ee);
+		bool caught = sr->st == PL_VIOLATION;
+		bool eq = at == -1, fine = eq || expl[0];
+		same += eq;
+		explained += !eq && expl[0];
+		const char *how = eq ? "same" : expl[0] ? "explained" : "DIFFERS";
+		char diff[160] = "";
+		if (!eq && at >= 0)
+			snprintf(diff, sizeof diff, ": observation %d%s%s%s%s", at, field >= 0 ? " " : " (kind)",
+				 field >= 0 ? field_name[field] : "", expl[0] ? ", " : "", expl);
+		/* the rule the catalogue expects, when the simulator reported it; else its first */
+		char rule[32];
+		snprintf(rule, sizeof rule, "%s", caught ? sr->first_rule : "pass");
+		if (caught && strstr(sr->violations ? sr->violations : "", x->expect))
+			snprintf(rule, sizeof rule, "%s", x->expect);
+		printf("MUTANT %s: simulator %s (expected %s), ends with %s; %s ends with %s; %s%s\n", x->name, rule, x->expect,
+		       se, bo->engine, ee, how, diff);
+		snprintf(table[t], sizeof table[0], "%-28s %-9s %-13s %-44s %-44s %s%s", x->name, x->variant, rule, se, ee, how,
+			 diff);
+		if (one == B_INPUT || one == B_INTERNAL)
+			rc = one;
+		else if (!fine && rc == B_OK)
+			rc = B_DIVERGE;
+	}
+	if (n > 1 && table && (rc == B_OK || rc == B_DIVERGE)) {
+		printf("\n%-28s %-9s %-13s %-44s %-44s %s\n", "mutant", "variant", "simulator", "simulator's end", bo->engine,
+		       "engine vs simulator");
+		for (int t = 0; t < n; t++)
+			printf("%s\n", table[t]);
+		printf("\n%d mutants: %d fail the same way on %s as in the simulator, %d differ in an explained way, %d "
+		       "otherwise; %d boots, engine %.1f s%s\n",
+		       n, same, bo->engine, explained, n - same - explained, ei.boots, ei.secs,
+		       ei.prep_secs > 0 ? " (+ ISOs)" : "");
+	}
+	for (int t = 0; t < n; t++)
+		free(res[t].violations);
+	free(table);
+	free(mu);
+	free(res);
+	free(jobs);
+	return rc;
+}
+
+/* ---- scenarios (one, or a batch) ------------------------------------------------------------------ */
+
+static int mode_scenarios(const struct boot_opts *bo, const char *dir, const char *kernel, const char *codedir)
+{
+	static char *paths[MAX_SCEN];
+	int np = 0, rc = B_OK;
+	if (bo->nscenario == 0) {
+		const char *d = readable("scenarios/default.json") ? "scenarios/default.json"
+								    : SHIMCHECK_SOURCE_DIR "/scenarios/default.json";
+		paths[np++] = strdup(d);
+	}
+	for (int i = 0; i < bo->nscenario && rc == B_OK; i++)
+		rc = expand_scenario(bo->scenario[i], paths, &np);
+	if (rc != B_OK)
+		return rc;
+
+	static struct pipeline p;
+	pl_init(&p);
+	enum pl_status st = pl_load_code(&p, codedir);
+	if (st != PL_OK) {
+		fprintf(stderr, "shimcheck boot: %s\n", p.err);
+		pl_free(&p);
+		return (int)st;
+	}
+	struct scen_res *res = calloc((size_t)np, sizeof *res);
+	struct job *jobs = calloc((size_t)np, sizeof *jobs);
+	int *of = calloc((size_t)np, sizeof *of); /* job -> scenario */
+	int nj = 0;
+	if (!res || !jobs || !of) {
+		free(res);
+		free(jobs);
+		free(of);
+		pl_free(&p);
+		return B_INTERNAL;
+	}
+	for (int i = 0; i < np; i++) {
+		snprintf(res[i].path, sizeof res[i].path, "%s", paths[i]);
+		st = pl_load_scenario(&p, paths[i]);
+		if (st != PL_OK) {
+			fprintf(stderr, "shimcheck boot: %s\n", p.err);
+			res[i].load_rc = (int)st;
+			rc = rc == B_OK || rc == B_DIVERGE ? (int)st : rc;
+			continue;
+		}
+		struct job *j = &jobs[nj];
+		if (nj == 0)
+			snprintf(j->image, sizeof j->image, "image.bin");
+		else
+			snprintf(j->image, sizeof j->image, "image%d.bin", nj);
+		snprintf(j->label, sizeof j->label, "%s", p.sc.name);
+		trap_set_of(&p.img, &p.code, &j->traps);
+		int r = export_image(&p, dir, j->image) ? sim_run(&p, &res[i]) : B_INTERNAL;
+		if (r != B_OK) {
+			res[i].load_rc = r;
+			rc = r;
+			continue;
+		}
+		of[nj++] = i;
+	}
+	struct engine_info ei;
+	memset(&ei, 0, sizeof ei);
+	int brc = nj ? boot_jobs(bo, dir, kernel, jobs, nj, &ei) : B_OK;
+	int pass = 0;
+	if (brc != B_OK) {
+		rc = brc;
+	} else {
+		for (int k = 0; k < nj; k++) {
+			const struct scen_res *s = &res[of[k]];
+			if (bo->keep) {
+				char nm[96];
+				snprintf(nm, sizeof nm, "%s%s%s", bo->engine, nj > 1 ? "-" : "", nj > 1 ? s->name : "");
+				write_obs_file(dir, nm, &jobs[k].r.obs);
+				snprintf(nm, sizeof nm, "unicorn%s%s", nj > 1 ? "-" : "", nj > 1 ? s->name : "");
+				write_obs_file(dir, nm, &s->sim);
+			}
+			int at, field;
+			char expl[96];
+			int one = report_one(bo, &ei, &jobs[k], s, false, &at, &field, expl, sizeof expl);
+			pass += one == B_OK;
+			if (one != B_OK && (rc == B_OK || (rc == B_DIVERGE && one != B_DIVERGE)))
+				rc = one;
+		}
+		if (np > 1)
+			printf("BOOT BATCH: engine %s, %d scenarios (%d booted) in %d boot%s: %d pass, %d fail; engine %.2f s\n",
+			       bo->engine, np, nj, ei.boots, ei.boots == 1 ? "" : "s", pass, np - pass, ei.secs);
+		if (np > 1 && ei.prep_secs > 0)
+			printf("  (+ building ISOs %.2f s)\n", ei.prep_secs);
+	}
+	for (int i = 0; i < np; i++) {
+		free(res[i].violations);
+		free(paths[i]);
+	}
+	free(res);
+	free(jobs);
+	free(of);
+	pl_free(&p);
+	return rc;
+}
+
+/* ---- the interrupt window by execution -------------------------------------------------------------- */
+
+enum wres { WR_DELIVERED, WR_FAULTED, WR_TRIPLE, WR_NOT_HIT, WR_UNKNOWN };
+static const char *const wres_name[] = {"delivered", "faulted", "triple fault", "not delivered", "unknown"};
+
+/* What happened to the #DB of a job, in words, and its class; ret: what its handler's way
+ * back did, when it has one (__shim_nmi IRETs; the kernel's stub and monitor_trap stop). */
+enum wret { WRET_NONE, WRET_REFIRE, WRET_FAULT, WRET_UNKNOWN };
+
+static enum wres window_result(const struct job *j, char *b, size_t n, enum wret *ret, char *rb, size_t rn)
+{
+	const struct img_run *r = &j->r;
+	const struct obs *o = obs_last(&r->obs);
+	size_t k = 0;
+	b[0] = '\0';
+	*ret = WRET_NONE;
+	snprintf(rb, rn, "-");
+	if (r->chain_known && r->nchain > 0) {
+		k += (size_t)snprintf(b + k, n - k, "[");
+		for (int i = 0; i < r->nchain && k < n; i++)
+			k += (size_t)snprintf(b + k, n - k, "%s#%u", i ? " " : "", r->chain[i].vec);
+		if (r->chain_total > r->nchain && k < n)
+			k += (size_t)snprintf(b + k, n - k, " ...%d", r->chain_total);
+		if (k < n)
+			k += (size_t)snprintf(b + k, n - k, "] ");
+	}
+	bool one_db = r->chain_known ? r->nchain == 1 && r->chain[0].vec == 1 && r->chain[0].pc == j->dr0 : true;
+	if (!o) {
+		snprintf(b + k, n - k, "no observation");
+		return WR_UNKNOWN;
+	}
+	switch (o->kind) {
+	case O_EXCEPTION: {
+		uint64_t v = o->v[F_VECTOR], eip = o->v[F_EIP];
+		snprintf(b + k, n - k, "host IDT gate %" PRIu64 " -> kernel's stub: #%" PRIu64 " at 0x%" PRIx64, v, v, eip);
+		return v == 1 && eip == j->dr0 && one_db ? WR_DELIVERED : WR_FAULTED;
+	}
+	case O_TRAP: {
+		const char *t = trap_name(&j->traps, (uint32_t)o->v[F_HANDLER]);
+		bool frame_ok = !r->frame_known || r->frame[0] == j->dr0;
+		if (r->frame_known)
+			snprintf(b + k, n - k, "-> %s, frame [eip 0x%x cs 0x%x eflags 0x%x]", t ? t : "?", r->frame[0], r->frame[1],
+				 r->frame[2]);
+		else
+			snprintf(b + k, n - k, "-> %s", t ? t : "?");
+		if (t && strncmp(t, "__shim_nmi", 10) == 0) {
+			/* It IRETs to the breakpointed instruction. QEMU's log shows what came next. */
+			if (!r->chain_known) {
+				*ret = WRET_UNKNOWN;
+				snprintf(rb, rn, "? (no exception log)");
+			} else if (r->nafter == 0) {
+				*ret = WRET_UNKNOWN;
+				snprintf(rb, rn, "? (stopped before)");
+			} else if (r->after[0].vec == 1 && r->after[0].pc == j->dr0) {
+				*ret = WRET_REFIRE;
+				snprintf(rb, rn, "IRET ok, #DB again");
+			} else {
+				*ret = WRET_FAULT;
+				if (r->after[0].has_cr2 && r->after[0].vec == 14)
+					snprintf(rb, rn, "IRET: #%u e=%x cr2 %x", r->after[0].vec, r->after[0].err, r->after[0].cr2);
+				else
+					snprintf(rb, rn, "IRET: #%u e=%x", r->after[0].vec, r->after[0].err);
+			}
+		}
+		return one_db && frame_ok ? WR_DELIVERED : WR_FAULTED;
+	}
+	case O_SHUTDOWN:
+		if (!r->chain_known && obs_has(o, F_VECTOR))
+			snprintf(b + k, n - k, "triple fault, the chain began with #%" PRIu64 " (Bochs's CPU log)", o->v[F_VECTOR]);
+		else
+			snprintf(b + k, n - k, "triple fault");
+		return WR_TRIPLE;
+	case O_END: {
+		bool hit = obs_has(o, F_DR6) && (o->v[F_DR6] & 1);
+		snprintf(b + k, n - k, "run ended normally, DR6.B0 %d", hit);
+		return hit ? WR_DELIVERED : WR_NOT_HIT;
+	}
+	default:
+		snprintf(b + k, n - k, "%s: %s", okind_name[o->kind], o->note);
+		return WR_UNKNOWN;
+	}
+}
+
+static bool window_agrees(enum wverdict v, enum wres r)
+{
+	switch (v) {
+	case WV_SAFE: return r == WR_DELIVERED;
+	case WV_UNSAFE: return r == WR_FAULTED || r == WR_TRIPLE;
+	case WV_INHIBITED: return r == WR_NOT_HIT;
+	}
+	return false;
+}
+
+static bool window_selected(const struct boot_opts *bo, const struct trace *t, uint32_t insn, char after[][16], int nafter)
+{
+	if (bo->nboundary == 0 && nafter == 0)
+		return true;
+	for (int i = 0; i < bo->nboundary; i++)
+		if ((uint32_t)bo->boundary[i] == insn)
+			return true;
+	for (int i = 0; i < nafter && insn > 0; i++)
+		if (strncmp(t->insn[insn - 1].text, after[i], strlen(after[i])) == 0 &&
+		    (t->insn[insn - 1].text[strlen(after[i])] == ' ' || t->insn[insn - 1].text[strlen(after[i])] == '\0'))
+			return true;
+	return false;
+}
+
+static int mode_window(const struct boot_opts *bo, const char *dir, const char *kernel, const char *codedir,
+		       char after[][16], int nafter)
+{
+	const unsigned vector = 1; /* #DB: the same delivery path as an NMI (gate, CS, handler, stack) */
+	static struct pipeline p;
+	pl_init(&p);
+	enum pl_status st = pl_load_code(&p, codedir);
+	const char *scen = bo->nscenario ? bo->scenario[0]
+					 : readable("scenarios/default.json") ? "scenarios/default.json"
+									      : SHIMCHECK_SOURCE_DIR "/scenarios/default.json";
+	if (st == PL_OK)
+		st = pl_load_scenario(&p, scen);
+	if (st != PL_OK) {
+		fprintf(stderr, "shimcheck boot: %s\n", p.err);
+		pl_free(&p);
+		return (int)st;
+	}
+	if (!export_image(&p, dir, "image.bin")) {
+		pl_free(&p);
+		return B_INTERNAL;
+	}
+	st = pl_run(&p);
+	if (st != PL_OK && st != PL_VIOLATION) {
+		fprintf(stderr, "shimcheck boot: %s\n", p.err);
+		pl_free(&p);
+		return (int)st;
+	}
+	static struct wanalysis a;
+	struct physmem mem = engine_memory(p.eng);
+	a.safe_reasons = true;
+	window_analyse(&p.t, &p.img, vector, &mem, &a);
+
+	/* A DR0 breakpoint fires at the first execution of its address: a boundary whose
+	 * instruction ran before (an earlier round, or before the window) is tested at that
+	 * first execution instead, if that is a boundary too. */
+	struct job *jobs = calloc((size_t)a.n + 1, sizeof *jobs);
+	int *job_of = calloc((size_t)a.n + 1, sizeof *job_of);
+	if (!jobs || !job_of) {
+		free(jobs);
+		free(job_of);
+		pl_free(&p);
+		return B_INTERNAL;
+	}
+	struct trap_set traps;
+	trap_set_of(&p.img, &p.code, &traps);
+	int nj = 0;
+	for (int i = 0; i < a.n; i++) {
+		const struct wboundary *b = &a.b[i];
+		uint32_t lin = p.t.insn[b->insn].cpu.eip, first = b->insn;
+		for (uint32_t k = 0; k < b->insn; k++)
+			if (p.t.insn[k].cpu.eip == lin) {
+				first = k;
+				break;
+			}
+		job_of[i] = -1;
+		if (first != b->insn || !window_selected(bo, &p.t, b->insn, after, nafter))
+			continue;
+		struct job *j = &jobs[nj];
+		snprintf(j->image, sizeof j->image, "image.bin");
+		snprintf(j->label, sizeof j->label, "before #%u", b->insn);
+		j->has_dr0 = true;
+		j->dr0 = lin;
+		j->traps = traps;
+		job_of[i] = nj++;
+	}
+	struct engine_info ei;
+	memset(&ei, 0, sizeof ei);
+	int rc = nj ? boot_jobs(bo, dir, kernel, jobs, nj, &ei) : B_OK;
+	if (rc != B_OK) {
+		free(jobs);
+		free(job_of);
+		pl_free(&p);
+		return rc;
+	}
+	static const char *const verdicts[] = {"safe", "UNSAFE", "inhibited"};
+	printf("shimcheck boot --window: engine %s (%s; %s), variant %s, scenario %s.\n"
+	       "At each boundary `shimcheck window --vector 1` lists, a #DB instruction breakpoint (DR0 = linear EIP of\n"
+	       "the next instruction, DR7.L0, R/W 00, LEN 00, armed by the boot kernel before host_main) is delivered\n"
+	       "through the IDT in force there, as an NMI would be; the model's prediction against what the engine did.\n"
+	       "A breakpoint fires at the first execution of its address: boundaries whose instruction ran earlier\n"
+	       "are shown as '= #N' (tested there).\n\n",
+	       bo->engine, ei.version[0] ? ei.version : "?", ei.cpu, p.code.variant, p.sc.name);
+	printf("%-3s %-13s %6s  %-8s  %-6s %-34s %-9s %-13s %-5s %-28s %s\n", "win", "direction", "before", "eip", "after",
+	       "next instruction", "predicted", "engine", "agree", "handler's IRET", "how ([QEMU: exceptions up to the handler])");
+	int tested = 0, agree = 0, disagree = 0, repeats = 0, ret_fault = 0, ret_ok = 0;
+	for (int i = 0; i < a.n; i++) {
+		const struct wboundary *b = &a.b[i];
+		const struct tr_insn *in = &p.t.insn[b->insn];
+		if (!window_selected(bo, &p.t, b->insn, after, nafter))
+			continue;
+		char how[200] = "", res[24], rb[64] = "";
+		const char *ag = "";
+		if (job_of[i] >= 0) {
+			enum wret ret;
+			enum wres w = window_result(&jobs[job_of[i]], how, sizeof how, &ret, rb, sizeof rb);
+			ret_fault += ret == WRET_FAULT;
+			ret_ok += ret == WRET_REFIRE;
+			bool ok = window_agrees(b->verdict, w);
+			snprintf(res, sizeof res, "%s", wres_name[w]);
+			ag = ok ? "yes" : "NO";
+			tested++;
+			agree += ok;
+			disagree += !ok;
+		} else {
+			uint32_t first = b->insn;
+			for (uint32_t k = 0; k < b->insn; k++)
+				if (p.t.insn[k].cpu.eip == in->cpu.eip) {
+					first = k;
+					break;
+				}
+			snprintf(res, sizeof res, "= #%u", first);
+			repeats++;
+		}
+		char prev[8] = "-";
+		if (b->insn > 0)
+			snprintf(prev, sizeof prev, "%.*s", (int)strcspn(p.t.insn[b->insn - 1].text, " "), p.t.insn[b->insn - 1].text);
+		printf("%-3d %-13s %6u  %08" PRIx32 "  %-6s %-34.34s %-9s %-13s %-5s %-28s %s\n", b->window,
+		       b->dir == DIR_M2H ? "monitor->host" : "host->monitor", b->insn, in->cpu.eip, prev, in->text,
+		       verdicts[b->verdict], res, ag, rb, how);
+	}
+	printf("\n%d boundaries tested on %s, %d agree with the prediction, %d do not; %d repeat an earlier address; "
+	       "%d boots, %.1f s\n",
+	       tested, bo->engine, agree, disagree, repeats, ei.boots, ei.secs + ei.prep_secs);
+	if (ret_ok || ret_fault)
+		printf("__shim_nmi's IRET back to the interrupted instruction: %d fine (the #DB fires again: nothing sets RF), "
+		       "%d fault (the interrupted CS is not in the GDT in force)\n",
+		       ret_ok, ret_fault);
+	free(jobs);
+	free(job_of);
+	pl_free(&p);
+	return disagree ? B_DIVERGE : B_OK;
+}
+
+/* ---- the command line ------------------------------------------------------------------------------ */
+
 static void usage(FILE *f)
 {
-	fprintf(f, "usage: shimcheck boot --engine qemu|bochs [--scenario FILE] [--variant NAME | --code-dir DIR]\n"
-		   "                      [--timeout SECONDS] [--keep DIR] [--kernel FILE] [--verbose]\n"
+	fprintf(f, "usage: shimcheck boot --engine qemu|bochs [--scenario FILE|DIR]... [--variant NAME | --code-dir DIR]\n"
+		   "                      [--timeout SECONDS] [--keep DIR] [--kernel FILE] [--verbose] [--no-batch]\n"
+		   "       shimcheck boot --engine qemu|bochs --mutant NAME|all [--catalogue FILE] [--scenario FILE]\n"
+		   "       shimcheck boot --engine qemu|bochs --window [--variant NAME] [--scenario FILE]\n"
+		   "                      [--after MNEMONIC]... [--boundary N]...\n"
 		   "\n"
 		   "Boots the scenario's image with the boot kernel on QEMU (TCG, -cpu Penryn) or Bochs (GRUB ISO,\n"
 		   "core2_penryn_t9600), runs the same scenario in Unicorn, and compares the observations at\n"
 		   "host_main's entry, after each round trip and at the end.\n"
-		   "  --keep DIR   keep the image, logs and both sides' observations (obs-*.jsonl) in DIR\n"
-		   "  --verbose    print every observation side by side\n"
+		   "  --scenario    repeatable; a directory means every *.json in it. Several scenarios boot as a\n"
+		   "                batch: one boot runs them all (--no-batch: one boot each)\n"
+		   "  --mutant      a mutant of tests/mutants/catalogue.json (or all): does the engine fail as the\n"
+		   "                simulator does? (violations are expected: exit 1 only on a divergence)\n"
+		   "  --window      a #DB instruction breakpoint at each boundary `shimcheck window` lists (or those\n"
+		   "                right after an instruction starting with MNEMONIC, or trace index N), delivered\n"
+		   "                or not, against the model's prediction; exit 1 when one disagrees\n"
+		   "  --keep DIR    keep the images, logs and both sides' observations (obs-*.jsonl) in DIR\n"
+		   "  --verbose     print every observation side by side\n"
 		   "exit status: 0 identical, 1 divergence or violation, 2 bad input, 3 internal error,\n"
 		   "77 engine binary missing\n");
 }
 
-static int parse_args(int argc, char **argv, struct boot_opts *o)
+static int parse_args(int argc, char **argv, struct boot_opts *o, char after[][16], int *nafter)
 {
 	static const struct option longopts[] = {
 		{"engine", required_argument, NULL, 'e'},  {"variant", required_argument, NULL, 'v'},
 		{"code-dir", required_argument, NULL, 'c'}, {"scenario", required_argument, NULL, 's'},
 		{"timeout", required_argument, NULL, 't'}, {"keep", required_argument, NULL, 'k'},
 		{"kernel", required_argument, NULL, 'K'},  {"verbose", no_argument, NULL, 'V'},
+		{"mutant", required_argument, NULL, 'm'},  {"catalogue", required_argument, NULL, 'C'},
+		{"window", no_argument, NULL, 'w'},        {"after", required_argument, NULL, 'a'},
+		{"boundary", required_argument, NULL, 'b'}, {"no-batch", no_argument, NULL, 'n'},
 		{"help", no_argument, NULL, 'h'},          {NULL, 0, NULL, 0}};
 	memset(o, 0, sizeof *o);
 	o->timeout = DEFAULT_TIMEOUT;
@@ -1010,10 +977,37 @@ static int parse_args(int argc, char **argv, struct boot_opts *o)
 		case 'e': o->engine = optarg; break;
 		case 'v': o->variant = optarg; break;
 		case 'c': o->code_dir = optarg; break;
-		case 's': o->scenario = optarg; break;
+		case 's':
+			if (o->nscenario == (int)(sizeof o->scenario / sizeof o->scenario[0])) {
+				fprintf(stderr, "shimcheck boot: command line: too many --scenario (use a directory)\n");
+				return B_INPUT;
+			}
+			o->scenario[o->nscenario++] = optarg;
+			break;
 		case 'k': o->keep = optarg; break;
 		case 'K': o->kernel = optarg; break;
 		case 'V': o->verbose = true; break;
+		case 'm': o->mutant = optarg; break;
+		case 'C': o->catalogue = optarg; break;
+		case 'w': o->window = true; break;
+		case 'n': o->no_batch = true; break;
+		case 'a':
+			if (*nafter == 16 || strlen(optarg) >= 16 || !*optarg) {
+				fprintf(stderr, "shimcheck boot: command line: --after: '%s': at most 16, each a mnemonic\n", optarg);
+				return B_INPUT;
+			}
+			snprintf(after[(*nafter)++], 16, "%s", optarg);
+			break;
+		case 'b': {
+			char *end;
+			long v = strtol(optarg, &end, 10);
+			if (*end || v < 0 || o->nboundary == 64) {
+				fprintf(stderr, "shimcheck boot: command line: --boundary: '%s' is not a trace index\n", optarg);
+				return B_INPUT;
+			}
+			o->boundary[o->nboundary++] = (int)v;
+			break;
+		}
 		case 't': {
 			char *end;
 			o->timeout = strtod(optarg, &end);
@@ -1046,63 +1040,20 @@ static int parse_args(int argc, char **argv, struct boot_opts *o)
 		fprintf(stderr, "shimcheck boot: command line: --variant: '%s' is not a variant name\n", o->variant);
 		return B_INPUT;
 	}
+	if (o->mutant && (o->window || o->variant || o->code_dir || o->nscenario > 1)) {
+		fprintf(stderr, "shimcheck boot: command line: --mutant takes its variant from the catalogue; "
+			"at most one --scenario, no --window\n");
+		return B_INPUT;
+	}
+	if (o->window && o->nscenario > 1) {
+		fprintf(stderr, "shimcheck boot: command line: --window takes one scenario\n");
+		return B_INPUT;
+	}
+	if ((*nafter || o->nboundary) && !o->window) {
+		fprintf(stderr, "shimcheck boot: command line: --after and --boundary go with --window\n");
+		return B_INPUT;
+	}
 	return B_OK;
-}
-
-/* The verdict: compare, print, exit status. */
-static int report(const struct boot_opts *bo, const struct pipeline *p, const struct engine_run *er,
-		  const struct obs_list *sim, enum pl_status sim_status)
-{
-	const char *eng = bo->engine;
-	if (bo->verbose) {
-		int n = er->obs.n > sim->n ? er->obs.n : sim->n;
-		for (int i = 0; i < n; i++) {
-			printf("observation %d:\n", i);
-			show_side_by_side(stdout, eng, i < er->obs.n ? &er->obs.o[i] : NULL, i < sim->n ? &sim->o[i] : NULL, -2);
-		}
-	}
-	int field;
-	int at = first_difference(&er->obs, sim, &field);
-	int rc = B_OK;
-	if (at >= 0) {
-		const struct obs *a = at < er->obs.n ? &er->obs.o[at] : NULL, *b = at < sim->n ? &sim->o[at] : NULL;
-		char la[48], lb[48];
-		cell(a, -1, la, sizeof la);
-		cell(b, -1, lb, sizeof lb);
-		if (field >= 0)
-			printf("DIVERGENCE at observation %d (%s): %s: %s 0x%" PRIx64 ", unicorn 0x%" PRIx64 "\n", at, la,
-			       field_name[field], eng, a->v[field], b->v[field]);
-		else
-			printf("DIVERGENCE at observation %d: %s says %s, unicorn says %s\n", at, eng, la, lb);
-		show_side_by_side(stdout, eng, a, b, field);
-		rc = B_DIVERGE;
-	}
-	if (sim_status == PL_VIOLATION) {
-		for (int i = 0; i < p->v.n && i < MAX_VIOLATIONS; i++) {
-			const struct violation *x = &p->v.v[i];
-			if (x->insn < p->t.n)
-				printf("%s #%u 0x%08" PRIx32 ": %s\n", rule_id(x->rule), x->insn, p->t.insn[x->insn].cpu.eip, x->msg);
-			else
-				printf("%s: %s\n", rule_id(x->rule), x->msg);
-		}
-		rc = B_DIVERGE;
-	}
-	int rounds = 0;
-	for (int i = 0; i < er->obs.n; i++)
-		rounds += er->obs.o[i].kind == O_ROUND;
-	char last[48] = "nothing";
-	if (er->obs.n)
-		obs_label(&er->obs.o[er->obs.n - 1], last, sizeof last);
-	printf("%s: engine %s (%s; %s; loader %s), variant %s, scenario %s: %d observation%s, %d round trip%s, ends with %s; "
-	       "%s unicorn (%u instructions, %s); %d violation%s; boot %.2f s",
-	       rc == B_OK ? "BOOT PASS" : "BOOT FAIL", eng, er->version[0] ? er->version : "?", er->cpu, er->loader,
-	       p->code.variant, p->sc.name, er->obs.n, er->obs.n == 1 ? "" : "s", rounds, rounds == 1 ? "" : "s", last,
-	       at < 0 ? "identical to" : "differs from", p->t.n, tr_end_name(p->t.end), p->v.n, p->v.n == 1 ? "" : "s",
-	       er->proc.secs);
-	if (er->prep_secs > 0)
-		printf(" (+ ISO %.2f s)", er->prep_secs);
-	printf("\n");
-	return rc;
 }
 
 int boot_main(int argc, char **argv)
@@ -1112,23 +1063,18 @@ int boot_main(int argc, char **argv)
 		argv++;
 	}
 	struct boot_opts bo;
-	int rc = parse_args(argc, argv, &bo);
+	char after[16][16];
+	int nafter = 0;
+	int rc = parse_args(argc, argv, &bo, after, &nafter);
 	if (rc != B_OK)
 		return rc;
 
-	char codedir[PATH_MAX + 64], root[PATH_MAX], scen[PATH_MAX + 32], kernel[PATH_MAX];
-	if (bo.code_dir) {
+	char codedir[PATH_MAX + 64], root[PATH_MAX], kernel[PATH_MAX];
+	shim_root(root, sizeof root);
+	if (bo.code_dir)
 		snprintf(codedir, sizeof codedir, "%s", bo.code_dir);
-	} else {
-		shim_root(root, sizeof root);
-		snprintf(codedir, sizeof codedir, "%s/%s", root, bo.variant ? bo.variant : DEFAULT_VARIANT);
-	}
-	if (bo.scenario)
-		snprintf(scen, sizeof scen, "%s", bo.scenario);
-	else if (readable("scenarios/default.json"))
-		snprintf(scen, sizeof scen, "scenarios/default.json");
 	else
-		snprintf(scen, sizeof scen, "%s/scenarios/default.json", SHIMCHECK_SOURCE_DIR);
+		snprintf(codedir, sizeof codedir, "%s/%s", root, bo.variant ? bo.variant : DEFAULT_VARIANT);
 	const char *k = bo.kernel ? bo.kernel : getenv("SHIMCHECK_BOOT_KERNEL") ? getenv("SHIMCHECK_BOOT_KERNEL")
 										: SHIMCHECK_BOOT_KERNEL;
 	if (!realpath(k, kernel)) {
@@ -1137,28 +1083,15 @@ int boot_main(int argc, char **argv)
 		return B_INTERNAL;
 	}
 
-	static struct pipeline p;
-	pl_init(&p);
-	enum pl_status st = pl_load_code(&p, codedir);
-	if (st == PL_OK)
-		st = pl_load_scenario(&p, scen);
-	if (st != PL_OK) {
-		fprintf(stderr, "shimcheck boot: %s\n", p.err);
-		pl_free(&p);
-		return (int)st;
-	}
-
 	/* The scratch directory: --keep's, or a temporary one removed at the end. */
 	char dir[PATH_MAX];
 	if (bo.keep) {
 		if (mkdir(bo.keep, 0755) != 0 && errno != EEXIST) {
 			fprintf(stderr, "shimcheck boot: --keep %s: %s\n", bo.keep, strerror(errno));
-			pl_free(&p);
 			return B_INPUT;
 		}
 		if (!realpath(bo.keep, dir)) {
 			fprintf(stderr, "shimcheck boot: --keep %s: %s\n", bo.keep, strerror(errno));
-			pl_free(&p);
 			return B_INPUT;
 		}
 	} else {
@@ -1166,56 +1099,20 @@ int boot_main(int argc, char **argv)
 		snprintf(dir, sizeof dir, "%s/shimcheck-boot.XXXXXX", tmp);
 		if (!mkdtemp(dir)) {
 			fprintf(stderr, "shimcheck boot: %s: %s\n", dir, strerror(errno));
-			pl_free(&p);
 			return B_INTERNAL;
 		}
 	}
 
-	char path[PATH_MAX + 32];
-	snprintf(path, sizeof path, "%s/image.bin", dir);
-	FILE *f = fopen(path, "wb");
-	bool wrote = f && image_export(&p.img, &p.code, f) == 0;
-	if (f && fclose(f) != 0)
-		wrote = false;
-	static struct engine_run er;
-	memset(&er, 0, sizeof er);
-	er.engine = bo.engine;
-	if (!wrote) {
-		fprintf(stderr, "shimcheck boot: %s: cannot write the image\n", path);
-		rc = B_INTERNAL;
-	} else {
-		rc = strcmp(bo.engine, "qemu") == 0 ? run_qemu(&bo, dir, kernel, &er) : run_bochs(&bo, dir, kernel, &er);
-	}
-	if (rc == B_OK && er.kernel_error) {
-		fprintf(stderr, "shimcheck boot: the boot kernel refused the image: %s\n", er.message);
-		rc = B_INPUT;
-	} else if (rc == B_OK && er.kernel_fault) {
-		fprintf(stderr, "shimcheck boot: the boot kernel faulted before entering the host: %s\n", er.message);
-		rc = B_INTERNAL;
-	}
+	if (bo.mutant)
+		rc = mode_mutants(&bo, dir, kernel, root);
+	else if (bo.window)
+		rc = mode_window(&bo, dir, kernel, codedir, after, nafter);
+	else
+		rc = mode_scenarios(&bo, dir, kernel, codedir);
 
-	static struct obs_list sim;
-	if (rc == B_OK) {
-		st = pl_run(&p);
-		char err[160];
-		if (st != PL_OK && st != PL_VIOLATION) {
-			fprintf(stderr, "shimcheck boot: %s\n", p.err);
-			rc = (int)st;
-		} else if (!sim_observations(&p, &sim, err, sizeof err)) {
-			fprintf(stderr, "shimcheck boot: %s\n", err);
-			rc = B_INTERNAL;
-		} else {
-			if (bo.keep) {
-				write_obs_file(dir, bo.engine, &er.obs);
-				write_obs_file(dir, "unicorn", &sim);
-			}
-			rc = report(&bo, &p, &er, &sim, st);
-		}
-	}
 	if (!bo.keep)
 		remove_dir(dir);
 	else if (rc != B_OK && rc != B_DIVERGE)
 		fprintf(stderr, "shimcheck boot: files kept in %s\n", dir);
-	pl_free(&p);
 	return rc;
 }

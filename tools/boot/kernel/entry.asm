@@ -17,9 +17,29 @@ section .multiboot
 	dd MB_FLAGS
 	dd -(MB_MAGIC + MB_FLAGS)
 
+; kernel_enter comes first in .text, at a fixed address (kernel.ld asserts 0x100010):
+; `shimcheck boot` has QEMU log every execution of it (-d exec -dfilter), which marks where
+; each image's run starts in QEMU's exception log.
+section .text.kenter progbits alloc exec nowrite align=16
+; kernel_enter(cr4, cr3, cr0, target): paging on with the kernel's tables, then jump to the
+; observer blob's enter_host at its host linear address. CR4 first (PAE/PSE/PGE only take
+; effect with paging), CR3, then CR0: the image's CR0 turns paging on and also clears
+; whatever the firmware left in CD/NW. This code runs at its physical address, which the
+; kernel's tables map 1:1.
+global kernel_enter
+	align 16
+kernel_enter:
+	mov eax, [esp + 4]
+	mov cr4, eax
+	mov eax, [esp + 8]
+	mov cr3, eax
+	mov eax, [esp + 12]
+	mov cr0, eax
+	jmp [esp + 16]
+
 section .text
 global _start
-extern kmain, kernel_fault, __bss_start, __bss_end
+extern kmain, kmain_next, kernel_fault, __bss_start, __bss_end
 
 _start:
 	cli
@@ -50,20 +70,36 @@ _start:
 	push dword 0x12			; kmain does not return; if it did, stop as a kernel error
 	call kernel_stop
 
-; kernel_enter(cr4, cr3, cr0, target): paging on with the kernel's tables, then jump to the
-; observer blob's enter_host at its host linear address. CR4 first (PAE/PSE/PGE only take
-; effect with paging), CR3, then CR0: the image's CR0 turns paging on and also clears
-; whatever the firmware left in CD/NW. This code runs at its physical address, which the
-; kernel's tables map 1:1.
-global kernel_enter
-kernel_enter:
-	mov eax, [esp + 4]
+; kernel_resume: batch mode, the observer blob's way back after an image's last observation
+; (or an exception in its host world). The blob jumps here with the kernel's page tables in
+; CR3 (they map the kernel 1:1), the host's GDT, IDT, segments and stack still loaded, and
+; the debug registers armed. Disarm them, take back the kernel's GDT, segments, stack and
+; IDT (kmain_next), turn paging off (this code runs at its physical address) and clear CR4,
+; which also drops every global translation, then let kmain_next run the next image.
+global kernel_resume
+kernel_resume:
+	cli
+	xor eax, eax
+	mov dr7, eax
+	lgdt [gdt_desc]			; DS is the host's flat data segment: base 0
+	jmp KCODE:.reload
+.reload:
+	mov ax, KDATA
+	mov ds, ax
+	mov es, ax
+	mov fs, ax
+	mov gs, ax
+	mov ss, ax
+	mov esp, stack_top
+	mov eax, cr0
+	and eax, 0x7FFFFFFF
+	mov cr0, eax			; paging off: linear = physical from here on
+	xor eax, eax
 	mov cr4, eax
-	mov eax, [esp + 8]
-	mov cr3, eax
-	mov eax, [esp + 12]
-	mov cr0, eax
-	jmp [esp + 16]
+	cld
+	call kmain_next			; does not return
+	push dword 0x12
+	call kernel_stop
 
 ; kernel_stop(value): the kernel's own way out (the blob has its own copy: it cannot call
 ; into the kernel from the host space). Drain COM1, then QEMU's isa-debug-exit, Bochs's

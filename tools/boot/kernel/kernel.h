@@ -76,15 +76,18 @@ struct blob_params {
 	uint32_t entry_lin, entry_size;
 	uint32_t shim_lin;
 	uint32_t exit_ok, exit_fault;
+	uint32_t resume;        /* batch: kernel_resume (physical = kernel linear); 0: stop at the end */
+	uint32_t dr0, dr7;      /* loaded just before host_main (dr7 0: no breakpoint) */
 };
 
-_Static_assert(sizeof(struct blob_params) == 76, "struct blob_params must match struc P");
+_Static_assert(sizeof(struct blob_params) == 88, "struct blob_params must match struc P");
 
 /* entry.asm */
 extern const uint8_t observer_blob[], observer_blob_end[];
 extern uint8_t kernel_start[], kernel_end[];
 void kernel_enter(uint32_t cr4, uint32_t cr3, uint32_t cr0, uint32_t target) __attribute__((noreturn));
 void kernel_stop(uint32_t exit_value) __attribute__((noreturn));
+void kernel_resume(void) __attribute__((noreturn)); /* batch: back from the host world */
 extern uint64_t kernel_idt[32];
 extern const uint32_t kernel_stubs[32];
 
@@ -93,6 +96,7 @@ struct kfault {
 	uint32_t vector, error, eip, cs, eflags;
 };
 void kmain(uint32_t magic, uint32_t mbi);
+void kmain_next(void) __attribute__((noreturn));
 void kernel_fault(const struct kfault *f) __attribute__((noreturn));
 
 #endif

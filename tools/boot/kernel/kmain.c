@@ -11,6 +11,17 @@
  *   5. clears the busy bit of the host TSS descriptor, sets EFER, and hands over to
  *      kernel_enter, which turns paging on and jumps into the blob's enter_host.
  *
+ * Batch mode: with several modules (several images, or one image given several times with
+ * different arguments), the kernel first copies every module above every window and above
+ * the modules themselves, then runs them in order: the blob comes back through
+ * kernel_resume after an image's last observation (or an exception in its host world), and
+ * kmain_next starts the next one. An image that does not come back (a triple fault, a
+ * handler that halts) ends the batch; `shimcheck boot` boots the rest again.
+ *
+ * Arguments (multiboot command line for every image, a module's own string for that image):
+ *   dr0=0xADDR   an instruction breakpoint (DR0 = ADDR, DR7.L0, R/W 00, LEN 00) armed just
+ *                before host_main: the interrupt-window experiment (docs/hardware.md)
+ *
  * The host's and the monitor's page tables, GDTs, TSSs and code are the image's bytes,
  * untouched; what the kernel adds to the image is listed in docs/hardware.md.
  *
@@ -24,6 +35,7 @@
 
 #define MB_BOOT_MAGIC 0x2BADB002u
 #define MB_INFO_MEM (1u << 0)
+#define MB_INFO_CMDLINE (1u << 2)
 #define MB_INFO_MODS (1u << 3)
 #define MB_INFO_LOADER (1u << 9)
 
@@ -186,12 +198,20 @@ static void kv_str(const char *key, const char *s, int max)
 	kputc('"');
 }
 
+/* batch: more than one module; the image being run, and whether one is (.bss only: an
+ * initialised .data would make the loadable segment writable and executable) */
+static int batch, cur_image, in_image;
+
 static void __attribute__((noreturn)) fail(const char *msg, uint64_t value)
 {
 	kputs("{\"type\":\"error\",\"phase\":\"kernel\"");
+	if (in_image)
+		kv_hex("image", (uint32_t)cur_image);
 	kv_str("message", msg, 200);
 	kv_hex("value", value);
 	kputs("}\n");
+	if (batch && in_image)
+		kernel_resume(); /* this image is refused; the next one may still run */
 	kernel_stop(KEXIT_KERNEL);
 }
 
@@ -321,11 +341,21 @@ static void kmap(uint32_t lin, uint32_t pa)
 
 static uint8_t hdr[IH_HDR_SIZE];
 
+/* The modules (images), with their own arguments. */
+#define MAX_MODS 128
+static struct kmod {
+	uint32_t start, len;
+	uint32_t dr0;
+	int has_dr0;
+} mods[MAX_MODS];
+static int nmods;
+static uint64_t ram_end;
+
 static uint32_t h32(int off) { return *(const uint32_t *)(hdr + off); }
 static uint64_t h64(int off) { return *(const uint64_t *)(hdr + off); }
 static uint16_t h16(int off) { return *(const uint16_t *)(hdr + off); }
 
-static void print_boot_line(const struct mb_info *mbi, uint32_t mod_start, uint32_t mod_len)
+static void print_boot_line(const struct mb_info *mbi)
 {
 	uint32_t r[4], brand[13] = {0};
 	kputs("{\"type\":\"boot\",\"kernel\":\"shimcheck-boot\"");
@@ -345,11 +375,8 @@ static void print_boot_line(const struct mb_info *mbi, uint32_t mod_start, uint3
 			b++;
 		kv_str("cpu_brand", b, 48);
 	}
-	kv_hex("module", mod_start);
-	kv_hex("module_size", mod_len);
-	kv_hex("window", h64(IH_WIN_BASE));
-	kv_hex("window_size", h64(IH_WIN_SIZE));
-	kv_hex("image_bytes", h64(IH_DATA));
+	kv_hex("modules", (uint32_t)nmods);
+	kv_hex("mem_upper_kib", mbi->mem_upper);
 	kputs("}\n");
 }
 
@@ -375,27 +402,32 @@ static void check_features(uint32_t cr4, uint32_t efer)
 		fail("the image sets EFER bits other than NXE", efer);
 }
 
-void kmain(uint32_t magic, uint32_t mbi_pa)
+/* Lay out image i (module i), install the observer, and enter its host world. */
+static void __attribute__((noreturn)) run_image(int i)
 {
-	serial_init();
-	kernel_idt_load();
-	if (magic != MB_BOOT_MAGIC)
-		fail("not started by a multiboot loader", magic);
-	const struct mb_info *mbi = (const struct mb_info *)phys(mbi_pa);
-	if (!(mbi->flags & MB_INFO_MODS) || mbi->mods_count < 1)
-		fail("no multiboot module: give the image file as the first module (-initrd, GRUB module)", mbi->flags);
-	if (!(mbi->flags & MB_INFO_MEM))
-		fail("the loader gave no memory size", mbi->flags);
-	const struct mb_module *mod = (const struct mb_module *)phys(mbi->mods_addr);
-	uint32_t mod_start = mod->start, mod_len = mod->end - mod->start;
-	uint64_t ram_end = (uint64_t)MIB + (uint64_t)mbi->mem_upper * 1024;
-	if (mod->end < mod->start || mod_len < IH_HDR_SIZE)
+	cur_image = i;
+	in_image = 1;
+	uint32_t mod_start = mods[i].start, mod_len = mods[i].len;
+	kputs("{\"type\":\"image\"");
+	kv_hex("index", (uint32_t)i);
+	kv_hex("count", (uint32_t)nmods);
+	kv_hex("module", mod_start);
+	kv_hex("module_size", mod_len);
+	if (mods[i].has_dr0)
+		kv_hex("dr0", mods[i].dr0);
+	if (mod_len >= IH_HDR_SIZE) {
+		kv_hex("window", *(const uint64_t *)phys(mod_start + IH_WIN_BASE));
+		kv_hex("window_size", *(const uint64_t *)phys(mod_start + IH_WIN_SIZE));
+		kv_hex("image_bytes", *(const uint64_t *)phys(mod_start + IH_DATA));
+	}
+	kputs("}\n");
+	if (mod_len < IH_HDR_SIZE)
 		fail("the module is shorter than an image header", mod_len);
 	memcpy(hdr, phys(mod_start), IH_HDR_SIZE);
 
 	/* The header, checked before anything is written. */
-	for (int i = 0; i < 8; i++)
-		if (hdr[IH_MAGIC + i] != (uint8_t)"SHIMIMG1"[i])
+	for (int k = 0; k < 8; k++)
+		if (hdr[IH_MAGIC + k] != (uint8_t)"SHIMIMG1"[k])
 			fail("the module is not a shimcheck image (magic SHIMIMG1)", h32(IH_MAGIC));
 	if (h32(IH_VERSION) != 1 || h32(IH_SIZE) != IH_HDR_SIZE)
 		fail("unsupported image version or header size", h32(IH_VERSION));
@@ -405,6 +437,11 @@ void kmain(uint32_t magic, uint32_t mbi_pa)
 		fail("the physical window overlaps the kernel or is not page aligned", base);
 	if (base + size > ram_end || base + size > 0xFFFFFFFFull)
 		fail("the physical window ends beyond this machine's memory", base + size);
+	if (batch) {
+		for (int k = i + 1; k < nmods; k++)
+			if (mods[k].start < base + size && base < (uint64_t)mods[k].start + mods[k].len)
+				fail("the physical window overlaps a module still to run", base);
+	}
 	if (data > size || data > mod_len - IH_HDR_SIZE || data % 4)
 		fail("the image's data is longer than the window or the module, or not whole dwords", data);
 	uint32_t cr0 = h32(IH_CR0), cr4 = h32(IH_CR4), efer = h32(IH_EFER);
@@ -422,11 +459,9 @@ void kmain(uint32_t magic, uint32_t mbi_pa)
 	if (tss_desc < base || tss_desc + 8 > base + size)
 		fail("the host TSS descriptor is not inside the window", tss_desc);
 
-	print_boot_line(mbi, mod_start, mod_len);
-
 	/* The image: its bytes at the window base, zero after them. memmove, because the loader
-	 * may have put the module anywhere, the window included. Nothing of the multiboot
-	 * information is used after this point. */
+	 * may have put the module anywhere, the window included (batch mode moved every module
+	 * above every window first). */
 	memmove(phys((uint32_t)base), phys(mod_start + IH_HDR_SIZE), (size_t)data);
 	zero_dwords((uint32_t)(base + data), (uint32_t)(size - data));
 
@@ -444,7 +479,9 @@ void kmain(uint32_t magic, uint32_t mbi_pa)
 	memcpy(phys(blob_pa), observer_blob, bh->size);
 
 	/* Its own page tables, in the host's paging mode (CR4.PAE cannot change while paging
-	 * is on, and the blob switches between them and the host's). */
+	 * is on, and the blob switches between them and the host's). A fresh pool per image. */
+	pool_used = 0;
+	memset(pool, 0, sizeof pool);
 	kpd_pae = (cr4 & CR4_PAE) != 0;
 	kpd = pool_page();
 	for (uint32_t p = (uint32_t)(uintptr_t)kernel_start & ~(PAGE - 1); p < kend; p += PAGE)
@@ -475,10 +512,13 @@ void kmain(uint32_t magic, uint32_t mbi_pa)
 	bp->shim_lin = h32(IH_SHIM_LIN);
 	bp->exit_ok = KEXIT_OK;
 	bp->exit_fault = KEXIT_FAULT;
+	bp->resume = batch ? (uint32_t)(uintptr_t)kernel_resume : 0;
+	bp->dr0 = mods[i].dr0;
+	bp->dr7 = mods[i].has_dr0 ? 0x1u : 0; /* L0, R/W0 = 00 (execute), LEN0 = 00 */
 	wr32(code_pa + PB_OBSERVER, blob_lin + bh->observer);
 
-	/* Gates for vectors 0..31 in the host's IDT (the image leaves every gate not present:
-	 * Unicorn reports exceptions without one). The IDT register stays the image's. */
+	/* Gates for vectors 0..31 in the host's IDT (the image's lead to host_trap, a HLT loop:
+	 * these report the exception instead). The IDT register stays the image's. */
 	uint32_t idt = h32(IH_IDTR_BASE), idt_limit = h16(IH_IDTR_LIMIT);
 	for (uint32_t v = 0; v < 32 && v * 8 + 7 <= idt_limit; v++) {
 		uint32_t pa;
@@ -491,5 +531,109 @@ void kmain(uint32_t magic, uint32_t mbi_pa)
 	phys(tss_desc)[5] &= (uint8_t)~0x02;
 
 	wrmsr(EFER_MSR, efer); /* exactly the image's: no SCE or LME left by the firmware */
-	kernel_enter(cr4, kpd, cr0, blob_lin + bh->enter);
+	/* An indirect call: QEMU logs every arrival at kernel_enter (-d exec), which marks the
+	 * start of each image in its exception log; a direct call would be chained after the
+	 * first image and logged no more. */
+	void (*volatile enter)(uint32_t, uint32_t, uint32_t, uint32_t) = kernel_enter;
+	enter(cr4, kpd, cr0, blob_lin + bh->enter);
+	__builtin_unreachable();
+}
+
+/* "dr0=0x..." anywhere in an argument string (the command line starts with the kernel's
+ * own name; a module's string with the module's). */
+static void parse_args(const char *a, struct kmod *m)
+{
+	for (int i = 0; a && a[i]; i++) {
+		if ((i == 0 || a[i - 1] == ' ') && a[i] == 'd' && a[i + 1] == 'r' && a[i + 2] == '0' && a[i + 3] == '=' &&
+		    a[i + 4] == '0' && (a[i + 5] == 'x' || a[i + 5] == 'X')) {
+			uint32_t v = 0;
+			int k = i + 6, digits = 0;
+			for (;; k++, digits++) {
+				char c = a[k];
+				uint32_t d = c >= '0' && c <= '9' ? (uint32_t)(c - '0')
+					     : c >= 'a' && c <= 'f' ? (uint32_t)(c - 'a' + 10)
+					     : c >= 'A' && c <= 'F' ? (uint32_t)(c - 'A' + 10)
+								    : 16u;
+				if (d == 16)
+					break;
+				v = (v << 4) | d;
+			}
+			if (digits == 0 || digits > 8 || (a[k] && a[k] != ' '))
+				fail("bad argument: dr0=0x followed by 1 to 8 hex digits", (uint32_t)digits);
+			m->dr0 = v;
+			m->has_dr0 = 1;
+		}
+	}
+}
+
+void kmain(uint32_t magic, uint32_t mbi_pa)
+{
+	serial_init();
+	kernel_idt_load();
+	if (magic != MB_BOOT_MAGIC)
+		fail("not started by a multiboot loader", magic);
+	const struct mb_info *mbi = (const struct mb_info *)phys(mbi_pa);
+	if (!(mbi->flags & MB_INFO_MODS) || mbi->mods_count < 1)
+		fail("no multiboot module: give the image file as the first module (-initrd, GRUB module)", mbi->flags);
+	if (!(mbi->flags & MB_INFO_MEM))
+		fail("the loader gave no memory size", mbi->flags);
+	if (mbi->mods_count > MAX_MODS)
+		fail("too many modules (images) for one boot", mbi->mods_count);
+	ram_end = (uint64_t)MIB + (uint64_t)mbi->mem_upper * 1024;
+	struct kmod all = {0, 0, 0, 0};
+	if (mbi->flags & MB_INFO_CMDLINE)
+		parse_args((const char *)phys(mbi->cmdline), &all);
+	const struct mb_module *mod = (const struct mb_module *)phys(mbi->mods_addr);
+	nmods = (int)mbi->mods_count;
+	for (int i = 0; i < nmods; i++) {
+		if (mod[i].end < mod[i].start)
+			fail("a module ends before it starts", mod[i].start);
+		mods[i] = all;
+		mods[i].start = mod[i].start;
+		mods[i].len = mod[i].end - mod[i].start;
+		if (mod[i].string)
+			parse_args((const char *)phys(mod[i].string), &mods[i]);
+	}
+	print_boot_line(mbi);
+	batch = nmods > 1;
+
+	if (batch) {
+		/* Every module to a place above every window, module and the kernel, in order:
+		 * each copy lands above all the sources, so none overwrites one still to copy.
+		 * Nothing of the multiboot information is used after this. */
+		uint64_t top = ((uint32_t)(uintptr_t)kernel_end + PAGE - 1) & ~(PAGE - 1);
+		for (int i = 0; i < nmods; i++) {
+			uint64_t e = (uint64_t)mods[i].start + mods[i].len;
+			if (e > top)
+				top = e;
+			if (mods[i].len >= IH_HDR_SIZE) {
+				const uint8_t *h = phys(mods[i].start);
+				uint64_t we = *(const uint64_t *)(h + IH_WIN_BASE) + *(const uint64_t *)(h + IH_WIN_SIZE);
+				if (we > top && we <= ram_end)
+					top = we;
+			}
+		}
+		top = (top + PAGE - 1) & ~(uint64_t)(PAGE - 1);
+		for (int i = 0; i < nmods; i++) {
+			uint64_t len = ((uint64_t)mods[i].len + PAGE - 1) & ~(uint64_t)(PAGE - 1);
+			if (top + len > ram_end || top + len > 0xFFFFFFFFull)
+				fail("the batch's modules do not fit in this machine's memory above the windows", top + len);
+			memmove(phys((uint32_t)top), phys(mods[i].start), mods[i].len);
+			mods[i].start = (uint32_t)top;
+			top += len;
+		}
+	}
+	run_image(0);
+}
+
+void kmain_next(void)
+{
+	kernel_idt_load();
+	if (cur_image + 1 >= nmods) {
+		kputs("{\"type\":\"done\"");
+		kv_hex("images", (uint32_t)nmods);
+		kputs("}\n");
+		kernel_stop(KEXIT_OK);
+	}
+	run_image(cur_image + 1);
 }

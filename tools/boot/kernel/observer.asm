@@ -57,6 +57,9 @@ struc P
 .shim_lin	resd 1			; the shim page, mapped in the host space
 .exit_ok	resd 1			; isa-debug-exit values: run complete
 .exit_fault	resd 1			;   an exception in the host world
+.resume		resd 1			; batch: kernel_resume (kernel linear = physical); 0: stop
+.dr0		resd 1			; DR0 and DR7 loaded just before host_main (the window
+.dr7		resd 1			;   experiment: an instruction breakpoint; DR7 0: none)
 endstruc
 
 section .text
@@ -99,6 +102,12 @@ enter_host:
 	xor eax, eax
 	lldt ax				; LDTs are not modelled: LDTR = 0 as in the image
 	ltr [ebp + params + P.tr]	; the kernel cleared the busy bit; LTR sets it again
+	mov eax, 0xFFFF0FF0
+	mov dr6, eax			; no breakpoint seen yet (the observer reports DR6)
+	mov eax, [ebp + params + P.dr0]
+	mov dr0, eax
+	mov eax, [ebp + params + P.dr7]
+	mov dr7, eax			; armed from here on; this page is never the breakpoint
 	push dword [ebp + params + P.eflags]
 	popfd				; (the dword below the host's ESP is scratch)
 	xor eax, eax			; the image starts host_main with zero registers
@@ -260,6 +269,14 @@ observer:
 	lea edi, [ebp + k_monitor_rounds]
 	mov eax, [ebx + SHIM_DATA_OFF + D_ROUNDS]
 	call putkv
+	; the hardened shim's NMI handler sets this word (its gates: every vector); and DR6,
+	; whose B0 says that the DR0 breakpoint fired at least once (DR6 is sticky)
+	lea edi, [ebp + k_nmi_pending]
+	mov eax, [ebx + SHIM_DATA_OFF + D_NMI_PENDING]
+	call putkv
+	lea edi, [ebp + k_dr6]
+	mov eax, dr6
+	call putkv
 
 	; checksum of the page at the shim's linear address, as the host sees it:
 	; h = rol(h, 5) + dword, over the 1024 dwords in order (boot_cmd.c computes the same)
@@ -411,6 +428,13 @@ putkv64:
 ; stop: EAX = isa-debug-exit value. Let COM1 drain (LSR bit 0x40: shifter empty, or the
 ; last bytes are lost), then leave the machine whichever way this one understands.
 stop:
+	mov ecx, [ebp + params + P.resume]
+	test ecx, ecx
+	jz .machine
+	mov edx, [ebp + params + P.kpd]	; batch: back to the kernel, which maps this page at
+	mov cr3, edx			; this linear address and itself 1:1
+	jmp ecx
+.machine:
 	mov ebx, eax
 	mov dx, COM1 + 5
 	mov ecx, 1000000
@@ -535,6 +559,8 @@ k_shim_entry:	db ',"shim_entry":"0x', 0
 k_shim_sum:	db ',"shim_sum":"0x', 0
 k_guest_seen:	db ',"guest_seen":"0x', 0
 k_monitor_rounds: db ',"monitor_rounds":"0x', 0
+k_nmi_pending:	db ',"nmi_pending":"0x', 0
+k_dr6:		db ',"dr6":"0x', 0
 k_vector:	db ',"vector":"0x', 0
 k_error:	db ',"error":"0x', 0
 k_eip:		db ',"eip":"0x', 0

@@ -1,0 +1,174 @@
+/*
+ * boot_int.h: the parts of `shimcheck boot` (tools/boot/boot_*.c) and what they share.
+ *
+ *   boot_obs.c     observations: the simulator's side (from the trace) and comparing them
+ *   boot_engine.c  running QEMU and Bochs on one or more images (a batch), reading what the
+ *                  boot kernel and the engine say, per image
+ *   boot_cmd.c     the command line and its modes: scenarios (one or a batch), mutants from
+ *                  tests/mutants/catalogue.json, the interrupt-window experiment
+ *
+ * See docs/hardware.md.
+ */
+#ifndef SHIMCHECK_TOOLS_BOOT_INT_H
+#define SHIMCHECK_TOOLS_BOOT_INT_H
+
+#include <limits.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "pipeline.h"
+
+enum { B_OK = 0, B_DIVERGE = 1, B_INPUT = 2, B_INTERNAL = 3, B_UNAVAILABLE = 77 };
+
+/* ---- observations -------------------------------------------------------------------------- */
+
+/* Fields of an observation, named as in the simulator's JSONL where they overlap. A
+ * divergence names the first differing field in this order: the specific ones (guest_seen)
+ * before the checksum that covers them (shim_sum). dr6 comes from the engine only (never
+ * compared); handler is the trap routine a run stopped in (kind "trap"). */
+#define OBS_FIELDS(X)                                                                      \
+	X(F_CR0, "cr0") X(F_CR3, "cr3") X(F_CR4, "cr4") X(F_EFER, "efer")                   \
+	X(F_GDTR, "gdtr") X(F_GDTR_LIMIT, "gdtr_limit") X(F_IDTR, "idtr")                    \
+	X(F_IDTR_LIMIT, "idtr_limit") X(F_TR, "tr") X(F_TR_DESC, "tr_desc")                  \
+	X(F_CS, "cs") X(F_SS, "ss") X(F_DS, "ds") X(F_ES, "es") X(F_FS, "fs") X(F_GS, "gs")  \
+	X(F_EFLAGS, "eflags") X(F_EAX, "eax") X(F_ECX, "ecx") X(F_EDX, "edx")                \
+	X(F_EBX, "ebx") X(F_ESP, "esp") X(F_EBP, "ebp") X(F_ESI, "esi") X(F_EDI, "edi")      \
+	X(F_SHIM_ENTRY, "shim_entry") X(F_GUEST_SEEN, "guest_seen")                          \
+	X(F_MONITOR_ROUNDS, "monitor_rounds") X(F_NMI_PENDING, "nmi_pending")                \
+	X(F_SHIM_SUM, "shim_sum") X(F_DR6, "dr6")                                            \
+	X(F_VECTOR, "vector") X(F_ERROR, "error") X(F_EIP, "eip") X(F_CR2, "cr2")            \
+	X(F_HANDLER, "handler")
+
+#define F_ENUM(id, name) id,
+enum ofield { OBS_FIELDS(F_ENUM) F_N };
+extern const char *const field_name[F_N];
+
+/* How a list of observations goes on or ends. trap: the run stopped in a trap routine of the
+ * image (monitor_trap, host_trap: HLT loops; __shim_nmi, which returns to the faulting
+ * instruction, so the engine is stopped at its first instruction). */
+enum okind { O_ENTRY, O_ROUND, O_END, O_EXCEPTION, O_SHUTDOWN, O_TRAP, O_TIMEOUT, O_STOPPED, O_NOT_RUN };
+extern const char *const okind_name[];
+
+struct obs {
+	enum okind kind;
+	int n;            /* entry 0; round k (1-based); the others: round trips seen before */
+	uint64_t have;    /* bit f: field f is known */
+	uint64_t v[F_N];
+	char note[200];   /* how this side knows (shutdown: the engine's words; sim: why) */
+};
+
+#define MAX_OBS 80 /* entry + 64 round trips + end, with room */
+
+struct obs_list {
+	int n;
+	struct obs o[MAX_OBS];
+};
+
+struct obs *obs_add(struct obs_list *l, enum okind k);
+void obs_set(struct obs *o, enum ofield f, uint64_t v);
+bool obs_has(const struct obs *o, enum ofield f);
+void obs_label(const struct obs *o, char *b, size_t n);
+bool obs_ends(const struct obs_list *l); /* the last one is an end the kernel reported */
+const struct obs *obs_last(const struct obs_list *l);
+
+/* The trap routines of an image, by linear address (where the engine is stopped). */
+#define MAX_TRAPS 4
+struct trap_set {
+	int n;
+	uint32_t lin[MAX_TRAPS];
+	const char *name[MAX_TRAPS];
+};
+void trap_set_of(const struct image *img, const struct shim_code *code, struct trap_set *ts);
+const char *trap_name(const struct trap_set *ts, uint32_t lin); /* NULL: not one */
+
+/* Does the guest read bytes the boot kernel changes (the observer blob in the host code page,
+ * the host IDT's gates)? Then guest_seen and shim_sum differ by construction; why says where. */
+bool guest_reads_kernel_bytes(const struct scenario *sc, const struct image *img, const struct shim_code *code, char *why,
+			      size_t n);
+
+/* The simulator's observations at the kernel's observation points (pl_run done). */
+bool sim_observations(const struct pipeline *p, struct obs_list *l, char *err, size_t errlen);
+
+/* Index of the first observation that differs, with the field (-1: the kinds or one side
+ * is missing); -1 when both lists agree. */
+int first_difference(const struct obs_list *a, const struct obs_list *b, int *field);
+/* Print the divergence (the line starting with DIVERGENCE, then both sides). */
+void print_divergence(FILE *out, const char *engine, const struct obs_list *a, const struct obs_list *b, int at,
+		      int field);
+void show_side_by_side(FILE *out, const char *engine, const struct obs *a, const struct obs *b, int diff_field);
+void write_obs_file(const char *dir, const char *name, const struct obs_list *l);
+
+/* ---- engines ------------------------------------------------------------------------------------- */
+
+struct boot_opts {
+	const char *engine, *variant, *code_dir, *keep, *kernel, *mutant, *catalogue, *trigger;
+	const char *scenario[64];
+	int nscenario;
+	int boundary[64];     /* --window: only these (trace indexes); none: every boundary */
+	int nboundary;
+	double timeout;
+	bool verbose, window, no_batch;
+};
+
+/* One exception of a chain, from QEMU's -d int log. */
+struct exc {
+	unsigned vec, err;
+	uint32_t pc, cr2;
+	bool has_cr2;
+};
+
+#define MAX_CHAIN 8
+
+/* What one image did on the engine. */
+struct img_run {
+	bool started;         /* the kernel's image line was seen */
+	bool entered;         /* it reached kernel_enter (QEMU's exec marker) */
+	bool kernel_error;    /* the kernel refused the image */
+	char message[300];
+	struct obs_list obs;
+	int nchain;           /* QEMU: the exceptions after kernel_enter, in order, up to the */
+	int chain_total;      /*   first arrival at a trap routine (its delivery) */
+	struct exc chain[MAX_CHAIN];
+	bool chain_known;
+	uint32_t handler;     /* QEMU: that trap routine (0: none reached) */
+	int nafter;           /* QEMU: exceptions after it (the handler's way back), how many */
+	struct exc after[MAX_CHAIN];
+	int after_total;
+	bool triple;          /* QEMU said "Triple fault" in this image's part of the log */
+	int ext_irq;          /* QEMU: the first external interrupt serviced in that part (-1: none) */
+	bool frame_known;     /* Bochs: the stack at the trap routine (print-stack) */
+	uint32_t frame[4];
+	int boot;             /* which boot ran it (1-based) */
+	int boot_images;      /* how many images that boot had */
+	double secs;          /* that boot's time */
+};
+
+/* One image to boot: a file in the scratch directory, its arguments, its trap routines. */
+struct job {
+	char image[64];       /* file name inside the scratch directory */
+	char label[96];       /* for messages: the scenario or the boundary */
+	bool has_dr0;
+	uint32_t dr0;
+	struct trap_set traps;
+	struct img_run r;
+};
+
+struct engine_info {
+	const char *engine;
+	char version[96];
+	char cpu[160];        /* from the kernel's boot line */
+	char loader[64];
+	bool booted;
+	int boots;
+	double secs;          /* every boot, summed */
+	double prep_secs;     /* building ISOs (Bochs), summed */
+};
+
+/* Boot jobs[0..n) on bo->engine, as few boots as possible (a batch goes on until an image
+ * does not come back; the rest boot again). Fills every job's r. Returns B_OK, or
+ * B_UNAVAILABLE / B_INPUT / B_INTERNAL with a message on stderr. */
+int boot_jobs(const struct boot_opts *bo, const char *dir, const char *kernel, struct job *jobs, int n,
+	      struct engine_info *ei);
+
+#endif
