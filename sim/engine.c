@@ -231,39 +231,7 @@ static void read_cpu_some(struct engine *e, uint64_t address, struct tr_cpu *c, 
 
 static void read_cpu(struct engine *e, uint64_t address, struct tr_cpu *c)
 {
-	static int ids[] = {UC_X86_REG_EAX, UC_X86_REG_ECX, UC_X86_REG_EDX, UC_X86_REG_EBX, UC_X86_REG_ESP,
-			    UC_X86_REG_EBP, UC_X86_REG_ESI, UC_X86_REG_EDI, UC_X86_REG_EIP, UC_X86_REG_EFLAGS,
-			    UC_X86_REG_CR0, UC_X86_REG_CR3, UC_X86_REG_CR4, UC_X86_REG_CS,  UC_X86_REG_SS,
-			    UC_X86_REG_DS,  UC_X86_REG_ES,  UC_X86_REG_FS,  UC_X86_REG_GS};
-	uint64_t cr[3] = {0};
-	uint16_t sg[6] = {0};
-	void *vals[] = {&c->gpr[0], &c->gpr[1], &c->gpr[2], &c->gpr[3], &c->gpr[4], &c->gpr[5], &c->gpr[6],
-			&c->gpr[7], &c->eip_off, &c->eflags, &cr[0], &cr[1], &cr[2], &sg[0], &sg[1],
-			&sg[2], &sg[3], &sg[4], &sg[5]};
-	/* Unicorn writes each register at its natural width: zero the wide ones first. */
-	memset(c->gpr, 0, sizeof c->gpr);
-	c->eip_off = c->eflags = 0;
-	uc_reg_read_batch(e->uc, ids, vals, (int)(sizeof ids / sizeof ids[0]));
-	c->cr0 = (uint32_t)cr[0];
-	c->cr3 = (uint32_t)cr[1];
-	c->cr4 = (uint32_t)cr[2];
-	c->cs = sg[0];
-	c->ss = sg[1];
-	c->ds = sg[2];
-	c->es = sg[3];
-	c->fs = sg[4];
-	c->gs = sg[5];
-	uc_x86_mmr g = {0}, i = {0}, tr = {0};
-	uc_reg_read(e->uc, UC_X86_REG_GDTR, &g);
-	uc_reg_read(e->uc, UC_X86_REG_IDTR, &i);
-	uc_reg_read(e->uc, UC_X86_REG_TR, &tr);
-	c->gdtr_base = (uint32_t)g.base;
-	c->gdtr_limit = (uint16_t)g.limit;
-	c->idtr_base = (uint32_t)i.base;
-	c->idtr_limit = (uint16_t)i.limit;
-	c->tr = tr.selector;
-	c->tr_base = (uint32_t)tr.base;
-	c->eip = (uint32_t)address;
+	read_cpu_some(e, address, c, RR_ALL);
 	c->cs_base = e->seg_base[1];
 	c->efer = (uint32_t)e->regs.efer;
 }
