@@ -84,26 +84,6 @@ static void usage(FILE *f)
 
 static bool exists(const char *path) { return access(path, R_OK) == 0; }
 
-/* The built shim variants: next to the binary (build/tools/../shim), else where CMake put them. */
-static void shim_root(char *out, size_t n)
-{
-	char exe[PATH_MAX];
-	ssize_t k = readlink("/proc/self/exe", exe, sizeof exe - 1);
-	if (k > 0) {
-		exe[k] = '\0';
-		char *slash = strrchr(exe, '/');
-		if (slash) {
-			*slash = '\0';
-			snprintf(out, n, "%s/../shim", exe);
-			char probe[PATH_MAX + 32];
-			snprintf(probe, sizeof probe, "%s/" DEFAULT_VARIANT "/manifest.json", out);
-			if (exists(probe))
-				return;
-		}
-	}
-	snprintf(out, n, "%s", SHIMCHECK_SHIM_DIR);
-}
-
 static int parse(int argc, char **argv, struct opts *o)
 {
 	static const struct option longopts[] = {

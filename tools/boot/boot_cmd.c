@@ -42,8 +42,9 @@
 
 static bool readable(const char *p) { return access(p, R_OK) == 0; }
 
-/* The built shim variants: build/tools/../shim next to shimcheck, else where CMake put them. */
-static void shim_root(char *out, size_t n)
+/* The built shim variants: build/tools/../shim next to shimcheck, else where CMake put them.
+ * shimcheck's own commands use it too (boot_cmd.h). */
+void shim_root(char *out, size_t n)
 {
 	char exe[PATH_MAX];
 	ssize_t k = readlink("/proc/self/exe", exe, sizeof exe - 1);

@@ -5,6 +5,8 @@
 #ifndef SHIMCHECK_TOOLS_BOOT_CMD_H
 #define SHIMCHECK_TOOLS_BOOT_CMD_H
 
+#include <stddef.h>
+
 /*
  * shimcheck boot --engine qemu|bochs [--scenario FILE] [--variant NAME | --code-dir DIR]
  *                [--timeout SECONDS] [--keep DIR] [--kernel FILE] [--verbose]
@@ -19,5 +21,9 @@
  * 3 internal error (the engine or a tool failed); 77 the engine's binary is missing.
  */
 int boot_main(int argc, char **argv);
+
+/* Where the built variants are: build/shim next to the running binary, else the build tree
+ * CMake configured. Shared by every shimcheck command. */
+void shim_root(char *out, size_t n);
 
 #endif
