@@ -37,6 +37,7 @@
 #define MB_INFO_MEM (1u << 0)
 #define MB_INFO_CMDLINE (1u << 2)
 #define MB_INFO_MODS (1u << 3)
+#define MB_INFO_MMAP (1u << 6)
 #define MB_INFO_LOADER (1u << 9)
 
 #define COM1 0x3F8
@@ -343,13 +344,72 @@ static uint8_t hdr[IH_HDR_SIZE];
 
 /* The modules (images), with their own arguments. */
 #define MAX_MODS 128
+#define ARGS_MAX 96
 static struct kmod {
 	uint32_t start, len;
 	uint32_t dr0;
 	int has_dr0;
+	uint32_t sum;          /* FNV-1a of the module as loaded (header and data) */
+	char args[ARGS_MAX];   /* its string, copied: the loader's copy may be overwritten */
 } mods[MAX_MODS];
 static int nmods;
 static uint64_t ram_end;
+
+/* The loader's memory map (multiboot flag 6), copied for the same reason. */
+#define MAX_REGIONS 64
+static struct region {
+	uint64_t base, size;
+	uint32_t kind;         /* 1 available, 2 reserved, 3 ACPI reclaimable, 4 ACPI NVS, 5 bad */
+} regions[MAX_REGIONS];
+static int nregions;
+
+/* Memory the kernel may overwrite: RAM that nothing after us needs. Besides available RAM
+ * that is ACPI reclaimable (tables we never read) and ACPI NVS (the firmware's save area
+ * for sleep states: this machine never sleeps or returns to its firmware; OVMF keeps such a
+ * region at 8 MiB, inside the usual image window). Reserved ranges may be MMIO or SMRAM:
+ * never. Without a memory map, the contiguous memory above 1 MiB the loader reported. */
+static int ram_kind(uint32_t kind) { return kind == 1 || kind == 3 || kind == 4; }
+
+static int usable(uint64_t base, uint64_t size)
+{
+	if (!nregions)
+		return base >= MIB && base + size <= ram_end;
+	/* Cover [base, base + size) with usable regions, any order, possibly overlapping. */
+	uint64_t at = base, end = base + size;
+	for (int progress = 1; at < end && progress;) {
+		progress = 0;
+		for (int i = 0; i < nregions; i++)
+			if (ram_kind(regions[i].kind) && regions[i].base <= at && at < regions[i].base + regions[i].size) {
+				at = regions[i].base + regions[i].size;
+				progress = 1;
+			}
+	}
+	return at >= end;
+}
+
+/* The lowest page-aligned address >= at where len bytes of usable memory start (at itself
+ * when nothing better is found: the caller checks). Firmware maps have holes (OVMF's). */
+static uint64_t next_usable(uint64_t at, uint64_t len)
+{
+	uint64_t best = at;
+	int found = usable(at, len);
+	for (int i = 0; i < nregions && !found; i++) {
+		uint64_t b = (regions[i].base + PAGE - 1) & ~(uint64_t)(PAGE - 1);
+		if (ram_kind(regions[i].kind) && b > at && usable(b, len) && (best == at || b < best))
+			best = b;
+	}
+	return best;
+}
+
+/* The module's checksum, printed on its image line: `shimcheck compare` recomputes it from
+ * the scenario it names, so a serial log from a PC is tied to the exact image it ran. */
+static uint32_t fnv1a(const uint8_t *p, uint32_t n, uint32_t h)
+{
+	while (n--)
+		h = (h ^ *p++) * 16777619u;
+	return h;
+}
+#define FNV_INIT 2166136261u
 
 static uint32_t h32(int off) { return *(const uint32_t *)(hdr + off); }
 static uint64_t h64(int off) { return *(const uint64_t *)(hdr + off); }
@@ -415,6 +475,9 @@ static void __attribute__((noreturn)) run_image(int i)
 	kv_hex("module_size", mod_len);
 	if (mods[i].has_dr0)
 		kv_hex("dr0", mods[i].dr0);
+	if (mods[i].args[0])
+		kv_str("args", mods[i].args, ARGS_MAX);
+	kv_hex("image_sum", mods[i].sum);
 	if (mod_len >= IH_HDR_SIZE) {
 		kv_hex("window", *(const uint64_t *)phys(mod_start + IH_WIN_BASE));
 		kv_hex("window_size", *(const uint64_t *)phys(mod_start + IH_WIN_SIZE));
@@ -435,8 +498,8 @@ static void __attribute__((noreturn)) run_image(int i)
 	uint32_t kend = ((uint32_t)(uintptr_t)kernel_end + PAGE - 1) & ~(PAGE - 1);
 	if (base < kend || base % PAGE || size % PAGE || size == 0)
 		fail("the physical window overlaps the kernel or is not page aligned", base);
-	if (base + size > ram_end || base + size > 0xFFFFFFFFull)
-		fail("the physical window ends beyond this machine's memory", base + size);
+	if (base + size > 0xFFFFFFFFull || !usable(base, size))
+		fail("the physical window is not all RAM the kernel may use (see the memory lines)", base + size);
 	if (batch) {
 		for (int k = i + 1; k < nmods; k++)
 			if (mods[k].start < base + size && base < (uint64_t)mods[k].start + mods[k].len)
@@ -464,6 +527,10 @@ static void __attribute__((noreturn)) run_image(int i)
 	 * above every window first). */
 	memmove(phys((uint32_t)base), phys(mod_start + IH_HDR_SIZE), (size_t)data);
 	zero_dwords((uint32_t)(base + data), (uint32_t)(size - data));
+	/* Read it back: memory that is not RAM (a firmware's hole the map did not show) would
+	 * not hold the bytes, and every observation would differ for no reason the shim has. */
+	if (fnv1a(phys((uint32_t)base), (uint32_t)data, fnv1a(hdr, IH_HDR_SIZE, FNV_INIT)) != mods[i].sum)
+		fail("the window does not hold the image's bytes after the copy (not RAM?)", base);
 
 	/* The observer blob goes into the host code page, after host.bin. */
 	const struct blob_header *bh = (const struct blob_header *)observer_blob;
@@ -580,7 +647,19 @@ void kmain(uint32_t magic, uint32_t mbi_pa)
 	if (mbi->mods_count > MAX_MODS)
 		fail("too many modules (images) for one boot", mbi->mods_count);
 	ram_end = (uint64_t)MIB + (uint64_t)mbi->mem_upper * 1024;
-	struct kmod all = {0, 0, 0, 0};
+	if (mbi->flags & MB_INFO_MMAP) {
+		/* entries: u32 size (of the rest), u64 base, u64 length, u32 type */
+		for (uint32_t at = mbi->mmap_addr; at + 24 <= mbi->mmap_addr + mbi->mmap_length && nregions < MAX_REGIONS;
+		     at += 4 + rd32(at)) {
+			if (rd32(at) < 20)
+				fail("a memory map entry shorter than 20 bytes", rd32(at));
+			regions[nregions].base = rd64(at + 4);
+			regions[nregions].size = rd64(at + 12);
+			regions[nregions].kind = rd32(at + 20);
+			nregions++;
+		}
+	}
+	struct kmod all = {0};
 	if (mbi->flags & MB_INFO_CMDLINE)
 		parse_args((const char *)phys(mbi->cmdline), &all);
 	const struct mb_module *mod = (const struct mb_module *)phys(mbi->mods_addr);
@@ -591,10 +670,24 @@ void kmain(uint32_t magic, uint32_t mbi_pa)
 		mods[i] = all;
 		mods[i].start = mod[i].start;
 		mods[i].len = mod[i].end - mod[i].start;
-		if (mod[i].string)
-			parse_args((const char *)phys(mod[i].string), &mods[i]);
+		if (mod[i].string) {
+			const char *a = (const char *)phys(mod[i].string);
+			parse_args(a, &mods[i]);
+			int k = 0;
+			for (; a[k] && k < ARGS_MAX - 1; k++)
+				mods[i].args[k] = a[k];
+			mods[i].args[k] = '\0';
+		}
+		mods[i].sum = fnv1a(phys(mods[i].start), mods[i].len, FNV_INIT);
 	}
 	print_boot_line(mbi);
+	for (int r = 0; r < nregions; r++) {
+		kputs("{\"type\":\"memory\"");
+		kv_hex("base", regions[r].base);
+		kv_hex("size", regions[r].size);
+		kv_hex("kind", regions[r].kind);
+		kputs("}\n");
+	}
 	batch = nmods > 1;
 
 	if (batch) {
@@ -608,15 +701,16 @@ void kmain(uint32_t magic, uint32_t mbi_pa)
 				top = e;
 			if (mods[i].len >= IH_HDR_SIZE) {
 				const uint8_t *h = phys(mods[i].start);
-				uint64_t we = *(const uint64_t *)(h + IH_WIN_BASE) + *(const uint64_t *)(h + IH_WIN_SIZE);
-				if (we > top && we <= ram_end)
-					top = we;
+				uint64_t wb = *(const uint64_t *)(h + IH_WIN_BASE), we = wb + *(const uint64_t *)(h + IH_WIN_SIZE);
+				if (we > top && we > wb && usable(wb, we - wb))
+					top = we; /* (a window that is not RAM is refused when its turn comes) */
 			}
 		}
 		top = (top + PAGE - 1) & ~(uint64_t)(PAGE - 1);
 		for (int i = 0; i < nmods; i++) {
 			uint64_t len = ((uint64_t)mods[i].len + PAGE - 1) & ~(uint64_t)(PAGE - 1);
-			if (top + len > ram_end || top + len > 0xFFFFFFFFull)
+			top = next_usable(top, len);
+			if (top + len > 0xFFFFFFFFull || !usable(top, len))
 				fail("the batch's modules do not fit in this machine's memory above the windows", top + len);
 			memmove(phys((uint32_t)top), phys(mods[i].start), mods[i].len);
 			mods[i].start = (uint32_t)top;
