@@ -29,6 +29,7 @@
 #include "../model/desc.h"
 #include "../model/mmu.h"
 #include "../shim/shim_abi.h"
+#include "effects.h"
 
 #define SHIM_CODE_LEN SHIM_DATA_OFF
 
@@ -43,6 +44,7 @@
 	} while (0)
 
 #define DECODE_CACHE 4096
+#define DECODE_PROBES 8
 #define RR_CR 1u      /* CR0, CR3, CR4 */
 #define RR_SEG 2u     /* segment selectors */
 #define RR_TABLES 4u  /* GDTR, IDTR, TR */
@@ -77,6 +79,7 @@ struct decoded {
 	int dst_reg;               /* first operand when a register (MOV CRn) */
 	bool control;              /* may change state beyond GPRs and EFLAGS: re-read after it */
 	uint8_t reread;            /* which: RR_CR | RR_SEG | RR_TABLES */
+	uint16_t writes;           /* GPRs and EFLAGS it can change (effects.h): read back only those */
 };
 
 struct engine {
@@ -110,6 +113,7 @@ struct engine {
 	bool in_shim;
 	uint64_t old_entry;        /* the paging entry being written, before the write */
 	bool fault_walk_ok;        /* model_error_code: the model's walk of CR2 succeeded */
+	bool check_reads;          /* SHIMCHECK_CHECK_READS: verify every partial read-back */
 
 	struct decoded cache[DECODE_CACHE];
 	struct walk_cache_entry wc[2][WALK_CACHE];
@@ -195,10 +199,38 @@ static void read_cpu_fast(struct engine *e, uint64_t address, struct tr_cpu *c)
 	c->eip = (uint32_t)address;
 }
 
-/* The GPRs, EIP and EFLAGS, plus the groups in mask. */
-static void read_cpu_some(struct engine *e, uint64_t address, struct tr_cpu *c, unsigned mask)
+/* Only the registers in an instruction's write set (effects.h); EIP follows from the linear
+ * address when CS did not change (the caller reads it after a segment load). */
+static void read_cpu_writes(struct engine *e, uint64_t address, struct tr_cpu *c, unsigned writes)
 {
-	read_cpu_fast(e, address, c);
+	if (writes == EFF_ALL) {
+		read_cpu_fast(e, address, c);
+		return;
+	}
+	static const int gpr_ids[8] = {UC_X86_REG_EAX, UC_X86_REG_ECX, UC_X86_REG_EDX, UC_X86_REG_EBX,
+				       UC_X86_REG_ESP, UC_X86_REG_EBP, UC_X86_REG_ESI, UC_X86_REG_EDI};
+	int ids[9];
+	void *vals[9];
+	int n = 0;
+	for (int i = 0; i < 8; i++)
+		if (writes & EFF_GPR(i)) {
+			ids[n] = gpr_ids[i];
+			vals[n++] = &c->gpr[i];
+		}
+	if (writes & EFF_FLAGS) {
+		ids[n] = UC_X86_REG_EFLAGS;
+		vals[n++] = &c->eflags;
+	}
+	if (n)
+		uc_reg_read_batch(e->uc, ids, vals, n);
+	c->eip = (uint32_t)address;
+	c->eip_off = (uint32_t)address - e->seg_base[1];
+}
+
+/* The registers in writes (EFF_ALL: GPRs, EIP, EFLAGS), plus the groups in mask. */
+static void read_cpu_some(struct engine *e, uint64_t address, struct tr_cpu *c, unsigned mask, unsigned writes)
+{
+	read_cpu_writes(e, address, c, writes);
 	if (mask & RR_CR) {
 		static int ids[] = {UC_X86_REG_CR0, UC_X86_REG_CR3, UC_X86_REG_CR4};
 		uint64_t cr[3] = {0};
@@ -209,10 +241,12 @@ static void read_cpu_some(struct engine *e, uint64_t address, struct tr_cpu *c, 
 		c->cr4 = (uint32_t)cr[2];
 	}
 	if (mask & RR_SEG) {
-		static int ids[] = {UC_X86_REG_CS, UC_X86_REG_SS, UC_X86_REG_DS, UC_X86_REG_ES, UC_X86_REG_FS, UC_X86_REG_GS};
+		/* EIP too: a far jump changes CS, so the linear address alone does not give it. */
+		static int ids[] = {UC_X86_REG_CS, UC_X86_REG_SS, UC_X86_REG_DS, UC_X86_REG_ES, UC_X86_REG_FS, UC_X86_REG_GS,
+				    UC_X86_REG_EIP};
 		uint16_t sg[6] = {0};
-		void *vals[] = {&sg[0], &sg[1], &sg[2], &sg[3], &sg[4], &sg[5]};
-		uc_reg_read_batch(e->uc, ids, vals, 6);
+		void *vals[] = {&sg[0], &sg[1], &sg[2], &sg[3], &sg[4], &sg[5], &c->eip_off};
+		uc_reg_read_batch(e->uc, ids, vals, 7);
 		c->cs = sg[0], c->ss = sg[1], c->ds = sg[2], c->es = sg[3], c->fs = sg[4], c->gs = sg[5];
 	}
 	if (mask & RR_TABLES) {
@@ -231,7 +265,7 @@ static void read_cpu_some(struct engine *e, uint64_t address, struct tr_cpu *c, 
 
 static void read_cpu(struct engine *e, uint64_t address, struct tr_cpu *c)
 {
-	read_cpu_some(e, address, c, RR_ALL);
+	read_cpu_some(e, address, c, RR_ALL, EFF_ALL);
 	c->cs_base = e->seg_base[1];
 	c->efer = (uint32_t)e->regs.efer;
 }
@@ -324,8 +358,21 @@ static const struct decoded *decode(struct engine *e, uint32_t eip, uint64_t pa,
 	h ^= h >> 33;
 	h *= 0xFF51AFD7ED558CCDull;
 	h ^= h >> 33;
-	struct decoded *d = &e->cache[h % DECODE_CACHE];
-	if (d->valid && d->pa == pa && d->eip == eip && d->len == len && memcmp(d->bytes, bytes, len) == 0)
+	/* Open addressing: a round trip runs a few hundred distinct instructions, and with one
+	 * slot per hash a dozen of them would collide and be decoded again on every run. The
+	 * entry for (pa, eip) is the first one of the probe sequence that holds that key or is
+	 * empty; changed bytes at the same key are decoded again in place. */
+	struct decoded *d = NULL;
+	for (unsigned i = 0; i < DECODE_PROBES; i++) {
+		struct decoded *c = &e->cache[(h + i) % DECODE_CACHE];
+		if (!c->valid || (c->pa == pa && c->eip == eip)) {
+			d = c;
+			break;
+		}
+	}
+	if (!d)
+		d = &e->cache[h % DECODE_CACHE]; /* a full probe sequence: evict its first entry */
+	else if (d->valid && d->len == len && memcmp(d->bytes, bytes, len) == 0)
 		return d;
 	memset(d, 0, sizeof *d);
 	d->pa = pa;
@@ -341,6 +388,7 @@ static const struct decoded *decode(struct engine *e, uint32_t eip, uint64_t pa,
 		d->id = X86_INS_INVALID;
 		d->control = true;
 		d->reread = RR_ALL;
+		d->writes = EFF_ALL;
 		return d;
 	}
 	d->id = insn->id;
@@ -390,6 +438,7 @@ static const struct decoded *decode(struct engine *e, uint32_t eip, uint64_t pa,
 		}
 	}
 	d->control = d->reread != 0;
+	d->writes = (uint16_t)(d->reread == RR_ALL ? EFF_ALL : effects_writes(insn));
 	cs_free(insn, n);
 	return d;
 }
@@ -523,6 +572,29 @@ static void finish_prev(struct engine *e)
 	sync_segs(e, d->id == X86_INS_LJMP);
 }
 
+/* SHIMCHECK_CHECK_READS: the partial read-back must equal a full one. A difference is the
+ * write set's error (effects.c), and stops the run as an internal error naming it. */
+static bool check_read(struct engine *e, uint64_t address)
+{
+	struct tr_cpu full = e->cur;
+	read_cpu_fast(e, address, &full);
+	static const char *names[8] = {"eax", "ecx", "edx", "ebx", "esp", "ebp", "esi", "edi"};
+	const char *bad = NULL;
+	for (int i = 0; i < 8 && !bad; i++)
+		if (full.gpr[i] != e->cur.gpr[i])
+			bad = names[i];
+	if (!bad && full.eflags != e->cur.eflags)
+		bad = "eflags";
+	if (!bad && full.eip_off != e->cur.eip_off)
+		bad = "eip";
+	if (!bad)
+		return true;
+	char d[160];
+	snprintf(d, sizeof d, "register read-back: `%s` changed %s, which its write set leaves out", e->prev->text, bad);
+	stop(e, END_INTERNAL, d);
+	return false;
+}
+
 static void hook_code(uc_engine *uc, uint64_t address, uint32_t size, void *ud)
 {
 	(void)uc;
@@ -539,8 +611,11 @@ static void hook_code(uc_engine *uc, uint64_t address, uint32_t size, void *ud)
 		return;
 	if (!e->prev || e->t->n == 0 || e->prev->reread == RR_ALL)
 		read_cpu(e, address, &e->cur);
-	else
-		read_cpu_some(e, address, &e->cur, e->prev->reread);
+	else {
+		read_cpu_some(e, address, &e->cur, e->prev->reread, e->prev->writes);
+		if (e->check_reads && !check_read(e, address))
+			return;
+	}
 	finish_prev(e);
 	struct trace *t = e->t;
 	struct tr_insn *in = trace_add_insn(t);
@@ -869,6 +944,8 @@ struct engine *engine_open(char *err, size_t errlen)
 		snprintf(err, errlen, "out of memory");
 		return NULL;
 	}
+	const char *cr = getenv("SHIMCHECK_CHECK_READS");
+	e->check_reads = cr && *cr && strcmp(cr, "0") != 0;
 	uc_err u = uc_open(UC_ARCH_X86, UC_MODE_32, &e->uc);
 	if (u != UC_ERR_OK) {
 		snprintf(err, errlen, "uc_open: %s", uc_strerror(u));
