@@ -679,7 +679,11 @@ static void sort_violations(struct verdict *v)
 
 void check_all(const struct trace *t, const struct image *img, const struct shim_code *code, struct verdict *v)
 {
-	memset(v, 0, sizeof *v);
+	/* Only the counters: the violation slots past n are never read, and clearing all of
+	 * them cost more than the checkers on a passing run. */
+	v->n = 0;
+	memset(v->windows, 0, sizeof v->windows);
+	memset(v->counts, 0, sizeof v->counts);
 	check_tlb(t, img, v);
 	check_faults(t, img, v);
 	check_reach(t, img, v);

@@ -125,6 +125,21 @@ int bench_run(struct pipeline *p, double seconds, const char *scenario_path)
 		fprintf(stderr, "shimcheck bench: SHIMCHECK_BENCH_ONLY: '%s' is not checked, raw or cold\n", only);
 		return 2;
 	}
+	/* SHIMCHECK_BENCH_RUNS=N with SHIMCHECK_BENCH_ONLY: exactly N calls, untimed, so that an
+	 * instruction counter (valgrind --tool=callgrind) sees the same work every time. */
+	const char *runs = getenv("SHIMCHECK_BENCH_RUNS");
+	if (only && runs) {
+		long n = strtol(runs, NULL, 10);
+		int (*fn)(struct pipeline *) = !strcmp(only, "raw") ? raw_once : !strcmp(only, "checked") ? checked_once
+												: cold_once;
+		for (long i = 0; i < n; i++)
+			if (fn(p) != 0) {
+				fprintf(stderr, "shimcheck bench: run %ld failed: %s\n", i, p->err);
+				return 3;
+			}
+		printf("%s: %ld runs\n", only, n);
+		return 0;
+	}
 	double raw = !only || !strcmp(only, "raw") ? time_us(share, raw_once, p, &nraw) : 0;
 	double chk = !only || !strcmp(only, "checked") ? time_us(share, checked_once, p, &nchk) : 0;
 	double cold = !only || !strcmp(only, "cold") ? time_us(share / 4, cold_once, p, &ncold) : 0;
