@@ -7,6 +7,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include <capstone/capstone.h>
+
 #include "../model/desc.h"
 #include "../model/mmu.h"
 #include "check.h"
@@ -74,11 +76,23 @@ static const char *world_of_idt(const struct image *img, uint32_t idt, int *sp)
 	return NULL;
 }
 
+/* Where a safe delivery leaves the CPU: what the return check starts from. */
+struct delivered {
+	int owner;              /* SP_HOST, SP_MON, OWNER_SHIM, or -1 (an IDT of no one's) */
+	const char *idt_world;
+	uint32_t handler;       /* linear */
+	uint32_t handler_off;   /* EIP: the gate's offset, in the handler's CS */
+	uint32_t cs_base;       /* of the gate's selector, in the GDT in force */
+	uint32_t sp;            /* ESP after the push: the frame (EIP, CS, EFLAGS) */
+	uint64_t stack_pa;      /* physical address of the frame */
+};
+
 /* The verdict for delivering `vector` with the CPU as in c and memory as in pm. */
-static enum wverdict judge(const struct physmem *pm, const struct image *img, const struct tr_cpu *c, unsigned vector,
-			   bool want_safe_reasons, char *why, size_t n)
+static enum wverdict judge(const struct physmem *pm, const struct paging_regs *rp, const struct image *img,
+			   const struct tr_cpu *c, unsigned vector, bool want_safe_reasons, char *why, size_t n,
+			   struct delivered *dl)
 {
-	struct paging_regs r = regs_at(pm, c);
+	const struct paging_regs r = *rp;
 	if (c->idtr_limit < 8 * vector + 7) {
 		snprintf(why, n, "vector %u lies beyond the IDT limit 0x%x", vector, c->idtr_limit);
 		return WV_UNSAFE;
@@ -163,17 +177,542 @@ static enum wverdict judge(const struct physmem *pm, const struct image *img, co
 			 idt_world ? idt_world : "an", vector, handler, sp);
 	else
 		why[0] = '\0';
+	*dl = (struct delivered){owner, idt_world, handler, gd.offset, cs.base, sp, stack_pa};
 	return WV_SAFE;
+}
+
+/* ---- the handler's way back ------------------------------------------------------------------ */
+
+/*
+ * A handler is followed instruction by instruction from the state its delivery leaves: the
+ * general registers as the trace has them at the boundary, ESP at the frame, EIP at the
+ * gate's offset, memory as it is at the boundary. Followed: MOV and LEA between registers,
+ * immediates and memory; PUSH and POP; direct CALL and JMP; RET; any other instruction whose
+ * only effects are on memory operands, general registers and the arithmetic flags (its
+ * memory accesses are checked, the registers it writes become unknown); HLT (the handler
+ * stops: it never comes back) and IRETD (it returns). Anything else (a conditional branch, a
+ * load of a system or segment register, STI, a 16-bit IRET) ends the walk as "cannot
+ * follow", which counts as unsafe: a variant that claims nmi_safe must have a handler the
+ * model can judge. Segment bases other than CS's are taken as 0, as the delivery check
+ * takes SS's: every scenario's data segments and the shim's own SS are flat.
+ */
+
+#define HF_STEPS 64 /* instructions followed before giving up */
+#define HF_SLOTS 32 /* stack dwords the frame and the handler may write */
+
+enum hf_end { HF_IRET, HF_STOPS, HF_CANNOT };
+
+struct hf_slot {
+	uint32_t lin, v;
+	bool known;
+};
+
+struct hf {
+	const struct physmem *pm;
+	const struct paging_regs *r;
+	csh cs;
+	cs_insn *in;
+	uint32_t gpr[8];
+	bool known[8];
+	uint32_t cs_base, eip; /* the handler's CS base, and EIP as an offset in it */
+	int nslot;
+	struct hf_slot slot[HF_SLOTS];
+	int npage;
+	uint64_t wpage[4];     /* physical pages the handler may write: its data, its stack */
+};
+
+/* The general register a Capstone register is part of (0..7 = EAX..EDI), or -1; *full says
+ * it is the whole 32-bit register. */
+static int gpr_of(unsigned reg, bool *full)
+{
+	static const unsigned r32[8] = {X86_REG_EAX, X86_REG_ECX, X86_REG_EDX, X86_REG_EBX,
+					X86_REG_ESP, X86_REG_EBP, X86_REG_ESI, X86_REG_EDI};
+	static const unsigned r16[8] = {X86_REG_AX, X86_REG_CX, X86_REG_DX, X86_REG_BX,
+					X86_REG_SP, X86_REG_BP, X86_REG_SI, X86_REG_DI};
+	static const unsigned r8[8] = {X86_REG_AL, X86_REG_CL, X86_REG_DL, X86_REG_BL,
+				       X86_REG_AH, X86_REG_CH, X86_REG_DH, X86_REG_BH};
+	for (int g = 0; g < 8; g++) {
+		*full = reg == r32[g];
+		if (reg == r32[g] || reg == r16[g])
+			return g;
+		if (reg == r8[g])
+			return g & 3; /* AH..BH are bits 15:8 of EAX..EBX */
+	}
+	*full = false;
+	return -1;
+}
+
+static struct hf_slot *hf_slot_at(struct hf *h, uint32_t lin)
+{
+	for (int i = 0; i < h->nslot; i++)
+		if (h->slot[i].lin == lin)
+			return &h->slot[i];
+	return NULL;
+}
+
+/* Stack dword written at lin (known value v, or unknown). */
+static bool hf_store(struct hf *h, uint32_t lin, uint32_t v, bool known)
+{
+	struct hf_slot *s = hf_slot_at(h, lin);
+	if (!s) {
+		if (h->nslot == HF_SLOTS)
+			return false;
+		s = &h->slot[h->nslot++];
+		s->lin = lin;
+	}
+	s->v = v;
+	s->known = known;
+	return true;
+}
+
+/* A write of size bytes at lin that is not a whole known dword: the slots it touches are
+ * no longer known. */
+static void hf_clobber(struct hf *h, uint32_t lin, unsigned size)
+{
+	for (int i = 0; i < h->nslot; i++)
+		if (h->slot[i].lin - lin < size || lin - h->slot[i].lin < 4)
+			h->slot[i].known = false;
+}
+
+/* One data access of the handler: every byte mapped for it under the paging in force, and a
+ * write on a page the handler may write. */
+static bool hf_access(struct hf *h, uint32_t lin, unsigned size, bool write, char *why, size_t n)
+{
+	for (unsigned k = 0; k < size; k++) {
+		uint32_t at = lin + k;
+		if (k && (at & 0xFFF) != 0)
+			continue; /* one walk per page */
+		struct walk w = paging_walk(h->pm, h->r, at, write ? ACC_WRITE : ACC_READ, 0);
+		if (w.status != WALK_OK) {
+			snprintf(why, n, "its %s of 0x%08" PRIx32 " faults (error 0x%x) under CR3 %08" PRIx32,
+				 write ? "write" : "read", at, w.err, h->r->cr3);
+			return false;
+		}
+		bool ok = !write;
+		for (int p = 0; p < h->npage; p++)
+			ok |= (w.pa & ~(uint64_t)0xFFF) == h->wpage[p];
+		if (!ok) {
+			snprintf(why, n, "its write of 0x%08" PRIx32 " reaches physical 0x%" PRIx64
+				 ", neither its own data nor the stack it runs on", at, w.pa);
+			return false;
+		}
+	}
+	return true;
+}
+
+/* The linear address of a memory operand; false when a register it uses is unknown. */
+static bool hf_addr(const struct hf *h, const cs_x86_op *op, bool segment, uint32_t *lin)
+{
+	uint32_t a = (uint32_t)op->mem.disp;
+	bool full;
+	if (op->mem.base != X86_REG_INVALID) {
+		int g = gpr_of(op->mem.base, &full);
+		if (g < 0 || !full || !h->known[g])
+			return false;
+		a += h->gpr[g];
+	}
+	if (op->mem.index != X86_REG_INVALID) {
+		int g = gpr_of(op->mem.index, &full);
+		if (g < 0 || !full || !h->known[g])
+			return false;
+		a += h->gpr[g] * (uint32_t)op->mem.scale;
+	}
+	if (segment && op->mem.segment == X86_REG_CS)
+		a += h->cs_base; /* other segments: flat (see above) */
+	*lin = a;
+	return true;
+}
+
+/* A dword the handler reads: what it pushed, or memory as at the boundary. */
+static bool hf_load(struct hf *h, uint32_t lin, uint32_t *v, bool *known, char *why, size_t n)
+{
+	if (!hf_access(h, lin, 4, false, why, n))
+		return false;
+	const struct hf_slot *s = hf_slot_at(h, lin);
+	uint8_t b[4];
+	if (s) {
+		*v = s->v;
+		*known = s->known;
+	} else {
+		*known = read_lin(h->pm, h->r, lin, b, 4, NULL);
+		*v = *known ? get4(b) : 0;
+	}
+	return true;
+}
+
+/* Instructions that change state the walk does not model: it stops there. */
+static bool hf_system(const cs_insn *in)
+{
+	switch (in->id) {
+	case X86_INS_LGDT: case X86_INS_LIDT: case X86_INS_LLDT: case X86_INS_LTR: case X86_INS_LMSW:
+	case X86_INS_CLTS: case X86_INS_WRMSR: case X86_INS_INVLPG: case X86_INS_STI: case X86_INS_CLI:
+	case X86_INS_LSS: case X86_INS_LDS: case X86_INS_LES: case X86_INS_LFS: case X86_INS_LGS:
+	case X86_INS_POPFD: case X86_INS_POPF: case X86_INS_POPAL: case X86_INS_PUSHAL: case X86_INS_LEAVE:
+	case X86_INS_ENTER:
+		return true;
+	default:
+		break;
+	}
+	for (int g = 0; g < in->detail->groups_count; g++) {
+		uint8_t k = in->detail->groups[g];
+		if (k == X86_GRP_JUMP || k == X86_GRP_CALL || k == X86_GRP_RET || k == X86_GRP_INT || k == X86_GRP_IRET ||
+		    k == X86_GRP_PRIVILEGE)
+			return true;
+	}
+	return false;
+}
+
+/* An instruction the walk has no special case for: check its memory operands, forget the
+ * general registers it writes. */
+static bool hf_generic(struct hf *h, const cs_insn *in, const char *text, char *why, size_t n)
+{
+	const cs_x86 *x = &in->detail->x86;
+	for (int i = 0; i < x->op_count; i++) {
+		const cs_x86_op *op = &x->operands[i];
+		if (op->type == X86_OP_REG && i == 0) {
+			bool full;
+			if (gpr_of(op->reg, &full) < 0) { /* a segment, control or debug register */
+				snprintf(why, n, "the model cannot follow `%s` (it loads %s)", text, cs_reg_name(h->cs, op->reg));
+				return false;
+			}
+		}
+		if (op->type != X86_OP_MEM)
+			continue;
+		uint32_t lin;
+		if (!hf_addr(h, op, true, &lin)) {
+			snprintf(why, n, "the model cannot follow `%s` (its address depends on a register it does not know)", text);
+			return false;
+		}
+		/* Capstone 4 leaves access off some operands: then take both */
+		uint8_t acc = op->access ? op->access : CS_AC_READ | CS_AC_WRITE;
+		if ((acc & CS_AC_READ) && !hf_access(h, lin, op->size, false, why, n))
+			return false;
+		if (acc & CS_AC_WRITE) {
+			if (!hf_access(h, lin, op->size, true, why, n))
+				return false;
+			hf_clobber(h, lin, op->size);
+		}
+	}
+	cs_regs rr, rw;
+	uint8_t nr = 0, nw = 0;
+	if (cs_regs_access(h->cs, in, rr, &nr, rw, &nw) != CS_ERR_OK) {
+		snprintf(why, n, "the model cannot follow `%s` (Capstone does not say what it writes)", text);
+		return false;
+	}
+	for (int i = 0; i < nw; i++) {
+		bool full;
+		int g = gpr_of(rw[i], &full);
+		if (rw[i] == X86_REG_EFLAGS || rw[i] == X86_REG_EIP)
+			continue; /* IRET restores EFLAGS from the frame */
+		if (g < 0 || g == R_ESP) {
+			snprintf(why, n, "the model cannot follow `%s` (it writes %s)", text, cs_reg_name(h->cs, rw[i]));
+			return false;
+		}
+		h->known[g] = false;
+	}
+	return true;
+}
+
+/* Run the handler from h's state to HLT, IRET or something the model cannot follow. */
+static enum hf_end hf_run(struct hf *h, char *why, size_t n)
+{
+	for (int step = 0; step < HF_STEPS; step++) {
+		uint32_t lin = h->cs_base + h->eip;
+		uint8_t b[16];
+		size_t got = 0;
+		while (got < sizeof b) { /* the bytes fetchable from lin, up to 16 */
+			uint32_t at = lin + (uint32_t)got;
+			struct walk w = paging_walk(h->pm, h->r, at, ACC_FETCH, 0);
+			size_t chunk = PGSIZE - (at & 0xFFF);
+			if (chunk > sizeof b - got)
+				chunk = sizeof b - got;
+			const uint8_t *p = w.status == WALK_OK ? phys_ptr(h->pm, w.pa, chunk) : NULL;
+			if (!p)
+				break;
+			memcpy(b + got, p, chunk);
+			got += chunk;
+		}
+		const uint8_t *code = b;
+		uint64_t addr = h->eip;
+		if (!cs_disasm_iter(h->cs, &code, &got, &addr, h->in)) {
+			snprintf(why, n, "the handler's instruction at 0x%08" PRIx32 " cannot be fetched or decoded under CR3 %08" PRIx32,
+				 lin, h->r->cr3);
+			return HF_CANNOT;
+		}
+		const cs_insn *in = h->in;
+		const cs_x86 *x = &in->detail->x86;
+		const cs_x86_op *o0 = &x->operands[0], *o1 = &x->operands[1];
+		char text[64];
+		snprintf(text, sizeof text, "%s%s%s", in->mnemonic, in->op_str[0] ? " " : "", in->op_str);
+		uint32_t next = h->eip + in->size;
+		bool full = false;
+		int g0 = x->op_count > 0 && o0->type == X86_OP_REG ? gpr_of(o0->reg, &full) : -1;
+		bool r0 = g0 >= 0 && full && o0->size == 4; /* the first operand is a whole 32-bit register */
+		int g1 = -1;
+		bool full1 = false;
+		if (x->op_count > 1 && o1->type == X86_OP_REG)
+			g1 = gpr_of(o1->reg, &full1);
+		uint32_t v = 0, at;
+		bool known = true;
+		switch (in->id) {
+		case X86_INS_IRETD:
+			return HF_IRET;
+		case X86_INS_HLT:
+			snprintf(why, n, "it stops at `hlt` (0x%08" PRIx32 ")", lin);
+			return HF_STOPS;
+		case X86_INS_PUSH:
+			/* a dword (no operand-size prefix) from a whole register or an immediate */
+			if (x->op_count != 1 || x->prefix[2] == 0x66 || !(o0->type == X86_OP_IMM || r0))
+				goto generic;
+			if (o0->type == X86_OP_IMM)
+				v = (uint32_t)o0->imm;
+			else
+				v = h->gpr[g0], known = h->known[g0];
+			at = h->gpr[R_ESP] - 4;
+			if (!hf_access(h, at, 4, true, why, n))
+				return HF_CANNOT;
+			if (!hf_store(h, at, v, known)) {
+				snprintf(why, n, "the handler pushes more than %d dwords", HF_SLOTS);
+				return HF_CANNOT;
+			}
+			h->gpr[R_ESP] = at;
+			break;
+		case X86_INS_POP:
+			if (x->op_count != 1 || !r0 || g0 == R_ESP)
+				goto generic;
+			if (!hf_load(h, h->gpr[R_ESP], &h->gpr[g0], &h->known[g0], why, n))
+				return HF_CANNOT;
+			h->gpr[R_ESP] += 4;
+			break;
+		case X86_INS_CALL:
+			if (x->op_count != 1 || o0->type != X86_OP_IMM)
+				goto generic;
+			at = h->gpr[R_ESP] - 4;
+			if (!hf_access(h, at, 4, true, why, n))
+				return HF_CANNOT;
+			if (!hf_store(h, at, next, true)) {
+				snprintf(why, n, "the handler pushes more than %d dwords", HF_SLOTS);
+				return HF_CANNOT;
+			}
+			h->gpr[R_ESP] = at;
+			next = (uint32_t)o0->imm;
+			break;
+		case X86_INS_JMP:
+			if (x->op_count != 1 || o0->type != X86_OP_IMM)
+				goto generic;
+			next = (uint32_t)o0->imm;
+			break;
+		case X86_INS_RET:
+			if (x->op_count != 0)
+				goto generic;
+			if (!hf_load(h, h->gpr[R_ESP], &next, &known, why, n))
+				return HF_CANNOT;
+			if (!known) {
+				snprintf(why, n, "the model cannot follow `ret` at 0x%08" PRIx32 " (the return address is not known)", lin);
+				return HF_CANNOT;
+			}
+			h->gpr[R_ESP] += 4;
+			break;
+		case X86_INS_LEA:
+			if (!r0 || g0 == R_ESP)
+				goto generic;
+			h->known[g0] = hf_addr(h, o1, false, &v); /* an address, not an access */
+			h->gpr[g0] = v;
+			break;
+		case X86_INS_MOV:
+			if (x->op_count != 2 || o0->size != 4)
+				goto generic;
+			if (r0 && g0 != R_ESP && o1->type == X86_OP_IMM) {
+				h->gpr[g0] = (uint32_t)o1->imm;
+				h->known[g0] = true;
+			} else if (r0 && g0 != R_ESP && g1 >= 0 && full1) {
+				h->gpr[g0] = h->gpr[g1];
+				h->known[g0] = h->known[g1];
+			} else if (r0 && g0 != R_ESP && o1->type == X86_OP_MEM) {
+				if (!hf_addr(h, o1, true, &at)) {
+					snprintf(why, n, "the model cannot follow `%s` (its address depends on a register it does not know)", text);
+					return HF_CANNOT;
+				}
+				if (!hf_load(h, at, &h->gpr[g0], &h->known[g0], why, n))
+					return HF_CANNOT;
+			} else if (o0->type == X86_OP_MEM && (o1->type == X86_OP_IMM || (g1 >= 0 && full1))) {
+				if (!hf_addr(h, o0, true, &at)) {
+					snprintf(why, n, "the model cannot follow `%s` (its address depends on a register it does not know)", text);
+					return HF_CANNOT;
+				}
+				if (!hf_access(h, at, 4, true, why, n))
+					return HF_CANNOT;
+				v = o1->type == X86_OP_IMM ? (uint32_t)o1->imm : h->gpr[g1];
+				known = o1->type == X86_OP_IMM || h->known[g1];
+				hf_clobber(h, at, 4);
+				if (hf_slot_at(h, at) || at - h->gpr[R_ESP] < 4 * HF_SLOTS)
+					(void)hf_store(h, at, v, known); /* a stack dword: IRET may pop it */
+			} else {
+				goto generic;
+			}
+			break;
+		default:
+		generic:
+			if (hf_system(in)) {
+				snprintf(why, n, "the model cannot follow `%s` at 0x%08" PRIx32, text, lin);
+				return HF_CANNOT;
+			}
+			if (!hf_generic(h, in, text, why, n))
+				return HF_CANNOT;
+			break;
+		}
+		h->eip = next;
+	}
+	snprintf(why, n, "the handler does not reach IRET or HLT within %d instructions", HF_STEPS);
+	return HF_CANNOT;
+}
+
+/* The handler's way back from a safe delivery at the boundary before c: WRN_NONE when it
+ * stops, WRN_RETURNS when its IRET lands on the interrupted instruction with the registers
+ * as they were, else WRN_FAULTS with the reason. */
+static enum wreturn judge_return(const struct physmem *pm, const struct paging_regs *r, const struct image *img,
+				 const struct tr_cpu *c, const struct delivered *dl, struct hf *h, bool want_safe_reasons,
+				 char *why, size_t n)
+{
+	h->pm = pm;
+	h->r = r;
+	memcpy(h->gpr, c->gpr, sizeof h->gpr);
+	for (int g = 0; g < 8; g++)
+		h->known[g] = true;
+	h->gpr[R_ESP] = dl->sp;
+	h->cs_base = dl->cs_base;
+	h->eip = dl->handler_off;
+	h->nslot = 0;
+	/* The frame as the CPU pushed it: EIP (the offset in CS), CS, EFLAGS. */
+	hf_store(h, dl->sp, c->eip_off, true);
+	hf_store(h, dl->sp + 4, c->cs, true);
+	hf_store(h, dl->sp + 8, c->eflags, true);
+	h->npage = 0;
+	h->wpage[h->npage++] = dl->stack_pa & ~(uint64_t)0xFFF;
+	if (dl->owner == OWNER_SHIM)
+		h->wpage[h->npage++] = img->shim_pa; /* D_NMI_PENDING, and its own stack */
+	else if (dl->owner >= 0)
+		h->wpage[h->npage++] = img->w[dl->owner].obj_pa[OBJ_STACK];
+	char step[200];
+	enum hf_end end = hf_run(h, step, sizeof step);
+	if (end == HF_STOPS) {
+		why[0] = '\0';
+		return WRN_NONE;
+	}
+	if (end == HF_CANNOT) {
+		snprintf(why, n, "handler 0x%08" PRIx32 " runs, but %s", dl->handler, step);
+		return WRN_FAULTS;
+	}
+	/* IRETD, CPL 0 (NT is clear: the gate cleared it): pops EIP, CS, EFLAGS at SS:ESP. */
+	uint32_t esp = h->gpr[R_ESP], fr[3];
+	bool fk[3];
+	for (int k = 0; k < 3; k++)
+		if (!hf_load(h, esp + 4 * (uint32_t)k, &fr[k], &fk[k], step, sizeof step)) {
+			snprintf(why, n, "the handler's IRET cannot pop its frame: %s", step);
+			return WRN_FAULTS;
+		}
+	if (!fk[0] || !fk[1] || !fk[2]) {
+		snprintf(why, n, "the handler's IRET pops a frame the model does not know (ESP 0x%08" PRIx32 ")", esp);
+		return WRN_FAULTS;
+	}
+	uint16_t sel = (uint16_t)fr[1];
+	uint32_t gdt_at = c->gdtr_base + SEL_INDEX(sel);
+	if (SEL_RPL(sel) != 0 || (sel & SEL_TI) || SEL_INDEX(sel) == 0) {
+		snprintf(why, n, "the handler's IRET pops CS 0x%04x: %s: #GP", sel,
+			 SEL_RPL(sel) ? "a return to another privilege level (not modelled)"
+			 : (sel & SEL_TI) ? "an LDT selector (no LDT)" : "the null selector");
+		return WRN_FAULTS;
+	}
+	if (SEL_INDEX(sel) + 7 > c->gdtr_limit) {
+		snprintf(why, n, "the handler's IRET reloads CS 0x%04x beyond the GDT limit 0x%x (GDT in force 0x%08" PRIx32
+			 "): #GP(0x%04x)", sel, c->gdtr_limit, c->gdtr_base, SEL_INDEX(sel));
+		return WRN_FAULTS;
+	}
+	uint8_t d[8];
+	if (!read_lin(pm, r, gdt_at, d, 8, NULL)) {
+		if (r->cr0 & CR0_PG)
+			snprintf(why, n, "the handler's IRET reloads CS 0x%04x from 0x%08" PRIx32 " in the GDT in force (0x%08" PRIx32
+				 "), not mapped under CR3 %08" PRIx32 ": #PF", sel, gdt_at, c->gdtr_base, c->cr3);
+		else /* physical memory outside the image: on a machine, whatever lies there */
+			snprintf(why, n, "the handler's IRET reloads CS 0x%04x from physical 0x%08" PRIx32 " (paging off; GDT in "
+				 "force 0x%08" PRIx32 "), outside the image: no descriptor of its", sel, gdt_at, c->gdtr_base);
+		return WRN_FAULTS;
+	}
+	struct seg_desc cd = desc_decode(get8(d));
+	bool dpl_ok = (cd.type & STA_C) ? cd.dpl <= SEL_RPL(sel) : cd.dpl == SEL_RPL(sel);
+	if (!cd.s || !(cd.type & STA_X) || !dpl_ok) {
+		char what[48];
+		if (get8(d) == 0)
+			snprintf(what, sizeof what, "an empty entry");
+		else
+			snprintf(what, sizeof what, "%s type 0x%x, DPL %u", cd.s ? "code/data" : "system", cd.type, cd.dpl);
+		snprintf(why, n, "the handler's IRET reloads CS 0x%04x from 0x%08" PRIx32 " in the GDT in force (0x%08" PRIx32
+			 "): not a DPL 0 code segment there (%s): #GP(0x%04x)", sel, gdt_at, c->gdtr_base, what, SEL_INDEX(sel));
+		return WRN_FAULTS;
+	}
+	if (!cd.p) {
+		snprintf(why, n, "the handler's IRET reloads CS 0x%04x from 0x%08" PRIx32 ": not present: #NP(0x%04x)", sel,
+			 gdt_at, SEL_INDEX(sel));
+		return WRN_FAULTS;
+	}
+	if (!(cd.type & STA_A)) {
+		/* the CPU sets the accessed bit as it loads the descriptor: a write to the GDT */
+		struct walk aw = paging_walk(pm, r, gdt_at + 5, ACC_WRITE, 0);
+		if (aw.status != WALK_OK) {
+			snprintf(why, n, "the handler's IRET sets the accessed bit of CS 0x%04x at 0x%08" PRIx32
+				 ", not writable under CR3 %08" PRIx32 " (error 0x%x): #PF", sel, gdt_at + 5, c->cr3, aw.err);
+			return WRN_FAULTS;
+		}
+	}
+	if (fr[0] > desc_byte_limit(&cd)) {
+		snprintf(why, n, "the handler's IRET returns to EIP 0x%08" PRIx32 ", beyond CS 0x%04x's limit 0x%08" PRIx32
+			 ": #GP(0)", fr[0], sel, desc_byte_limit(&cd));
+		return WRN_FAULTS;
+	}
+	/* It works; does it land where the NMI struck, as the interrupted code left things? */
+	uint32_t lin = cd.base + fr[0];
+	if (lin != c->eip || !cd.db) {
+		snprintf(why, n, "the handler's IRET returns to %s code at %04x:%08" PRIx32 " = 0x%08" PRIx32
+			 ", not the interrupted instruction at 0x%08" PRIx32, cd.db ? "32-bit" : "16-bit", sel, fr[0], lin, c->eip);
+		return WRN_FAULTS;
+	}
+	if ((fr[2] ^ c->eflags) & ~0x10000u) { /* RF aside */
+		snprintf(why, n, "the handler's IRET restores EFLAGS %08" PRIx32 ", not the interrupted %08" PRIx32, fr[2],
+			 c->eflags);
+		return WRN_FAULTS;
+	}
+	static const char *const names[8] = {"EAX", "ECX", "EDX", "EBX", "ESP", "EBP", "ESI", "EDI"};
+	h->gpr[R_ESP] = esp + 12;
+	for (int g = 0; g < 8; g++)
+		if (!h->known[g] || h->gpr[g] != c->gpr[g]) {
+			snprintf(why, n, "the handler returns with %s %s (was %08" PRIx32 ")", names[g],
+				 h->known[g] ? "changed" : "clobbered", c->gpr[g]);
+			return WRN_FAULTS;
+		}
+	if (want_safe_reasons)
+		snprintf(why, n, "; its IRET reloads CS 0x%04x from 0x%08" PRIx32 " and returns", sel, gdt_at);
+	else
+		why[0] = '\0';
+	return WRN_RETURNS;
 }
 
 void window_analyse(const struct trace *t, const struct image *img, unsigned vector, struct physmem *mem,
 		    struct wanalysis *out)
 {
-	out->n = out->unsafe = 0; /* the boundary array is large: fill, don't clear */
+	out->n = out->unsafe = out->unsafe_delivery = out->unsafe_return = 0; /* the array is large: fill, don't clear */
 	if (t->n == 0)
 		return;
 	struct window w[2 * SC_MAX_ROUNDS + 8];
 	int nw = find_windows(t, img, w, (int)(sizeof w / sizeof w[0]));
+	/* The handler walk's disassembler: one per analysis. Without it every return counts as
+	 * unknown (unsafe): the analysis never calls a return safe it has not followed. */
+	static struct hf h;
+	bool opened = cs_open(CS_ARCH_X86, CS_MODE_32, &h.cs) == CS_ERR_OK, have_cs = opened;
+	if (have_cs) {
+		cs_option(h.cs, CS_OPT_DETAIL, CS_OPT_ON);
+		h.in = cs_malloc(h.cs);
+		have_cs = h.in != NULL;
+	}
 	/* Wind memory back to before the first instruction; then forward, boundary by boundary. */
 	for (uint32_t i = t->n; i-- > 0;)
 		apply_writes(mem, t, i, false);
@@ -191,17 +730,42 @@ void window_analyse(const struct trace *t, const struct image *img, unsigned vec
 			b->insn = i;
 			b->window = x;
 			b->dir = w[x].dir;
+			b->ret = WRN_NONE;
 			const struct tr_insn *prev = i > 0 ? &t->insn[i - 1] : NULL;
 			bool inhibit = prev && (strncmp(prev->text, "mov ss", 6) == 0 || strncmp(prev->text, "pop ss", 6) == 0);
 			if (inhibit) {
-				b->verdict = WV_INHIBITED;
+				b->verdict = b->delivery = WV_INHIBITED;
 				snprintf(b->reason, sizeof b->reason, "delivery waits: the previous instruction loaded SS");
 				continue;
 			}
-			b->verdict = judge(mem, img, &t->insn[i].cpu, vector, out->safe_reasons, b->reason, sizeof b->reason);
+			const struct tr_cpu *c = &t->insn[i].cpu;
+			struct paging_regs r = regs_at(mem, c);
+			struct delivered dl;
+			b->verdict = b->delivery =
+				judge(mem, &r, img, c, vector, out->safe_reasons, b->reason, sizeof b->reason, &dl);
+			if (b->delivery == WV_SAFE) {
+				char back[200] = "the model cannot disassemble the handler (Capstone failed to open)";
+				b->ret = have_cs ? judge_return(mem, &r, img, c, &dl, &h, out->safe_reasons, back, sizeof back)
+						 : WRN_FAULTS;
+				if (b->ret == WRN_FAULTS) {
+					b->verdict = WV_UNSAFE;
+					snprintf(b->reason, sizeof b->reason, "delivered to the %s IDT's handler, but %s",
+						 dl.idt_world ? dl.idt_world : "an", back);
+				} else if (out->safe_reasons && back[0]) {
+					size_t k = strlen(b->reason);
+					snprintf(b->reason + k, sizeof b->reason - k, "%s", back);
+				}
+			}
 			out->unsafe += b->verdict == WV_UNSAFE;
+			out->unsafe_delivery += b->delivery == WV_UNSAFE;
+			out->unsafe_return += b->delivery == WV_SAFE && b->verdict == WV_UNSAFE;
 		}
 	}
 	while (applied < t->n)
 		apply_writes(mem, t, applied++, true);
+	if (h.in)
+		cs_free(h.in, 1);
+	h.in = NULL;
+	if (opened)
+		cs_close(&h.cs);
 }

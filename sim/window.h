@@ -14,8 +14,19 @@
  *     page of a world (not the guest's memory);
  *   - after MOV SS or POP SS, delivery waits one instruction (the boundary is inhibited).
  *
- * A boundary is safe when all of them hold. Boundaries run from the jump into the shim to
- * the first instruction after the far jump.
+ * Then the way back, for a handler that returns. The handler's bytes are followed from the
+ * state the delivery leaves (every general register as the trace has it at the boundary,
+ * the frame on the stack) up to HLT (it stops: the world traps, host_trap and monitor_trap,
+ * are HLT loops and never come back) or IRET (__shim_nmi). Every data access of the
+ * handler must be mapped, and its writes must land on its own data or a stack. Its IRET
+ * pops EIP, CS, EFLAGS (CPL 0 to CPL 0: no SS:ESP) and reloads CS from the GDT in force as
+ * the handler leaves it: the descriptor must be inside the GDT limit, readable through the
+ * paging in force (and writable if its accessed bit is still clear), a present 32-bit code
+ * segment of DPL 0, with the popped EIP inside its limit; and CS base + EIP must be the
+ * interrupted instruction, with every general register as it was.
+ *
+ * A boundary is safe when the delivery and (for a handler that returns) the return are.
+ * Boundaries run from the jump into the shim to the first instruction after the far jump.
  */
 #ifndef SHIMCHECK_SIM_WINDOW_H
 #define SHIMCHECK_SIM_WINDOW_H
@@ -28,12 +39,22 @@
 
 enum wverdict { WV_SAFE = 0, WV_UNSAFE = 1, WV_INHIBITED = 2 };
 
+/* What the handler's way back does (judged only when the delivery is safe). */
+enum wreturn {
+	WRN_NONE = 0,   /* nothing to judge: not delivered, or the handler stops (HLT) */
+	WRN_RETURNS,    /* its IRET returns to the interrupted instruction, state intact */
+	WRN_FAULTS      /* it does not: its IRET (or an access on the way) faults, or the model
+			 * cannot follow it */
+};
+
 struct wboundary {
 	uint32_t insn;          /* the boundary is just before this instruction */
 	int window;             /* index of the switch window */
 	int dir;                /* DIR_M2H / DIR_H2M */
-	enum wverdict verdict;
-	char reason[200];
+	enum wverdict verdict;  /* the whole: UNSAFE when the delivery or the return is */
+	enum wverdict delivery; /* the delivery alone (what a #DB at the boundary shows) */
+	enum wreturn ret;       /* the handler's return */
+	char reason[256];
 };
 
 #define WINDOW_MAX_BOUNDARIES 2048
@@ -42,7 +63,9 @@ struct wanalysis {
 	bool safe_reasons;      /* set by the caller: also describe safe boundaries (slower) */
 	int n;
 	struct wboundary b[WINDOW_MAX_BOUNDARIES];
-	int unsafe;
+	int unsafe;             /* boundaries whose verdict is WV_UNSAFE */
+	int unsafe_delivery;    /* ... because the delivery faults */
+	int unsafe_return;      /* ... because the delivery is safe but the return is not */
 };
 
 /* Analyse every window of t. mem must hold physical memory as it was at the end of the

@@ -3,7 +3,10 @@
  * scenario). Expected faults are assertions: an NMI right after LIDT of the monitor's IDT,
  * while CR3 is still the host's, finds no gate; one right after MOV CR3, before LSS, pushes
  * onto a stack the new space does not map; before the jump into the shim and after the far
- * jump delivery is safe.
+ * jump delivery is safe. Literal's handlers are the worlds' HLT loops: no return to judge.
+ *
+ * hardened: delivery safe at every boundary of every shipped scenario, but the handler's
+ * IRET faults at the 50 boundaries QEMU showed (docs/findings.md).
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -14,6 +17,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "mutate.h"
 #include "pipeline.h"
 #include "window.h"
 
@@ -53,15 +57,21 @@ static void literal_nmi_window(void **state)
 	b = before("ljmp", 0); /* after LSS: monitor IDT, monitor stack */
 	assert_int_equal(b->verdict, WV_SAFE);
 	assert_int_equal(A.b[A.n - 1].verdict, WV_SAFE); /* after the last far jump */
+	/* every handler reached is host_trap or monitor_trap, which HLT: nothing comes back */
+	for (int i = 0; i < A.n; i++)
+		assert_int_equal(A.b[i].ret, WRN_NONE);
+	assert_int_equal(A.unsafe_return, 0);
+	assert_int_equal(A.unsafe, A.unsafe_delivery);
 	pl_free(&P);
 }
 
-/* hardened keeps an IDT, descriptors and a stack of its own in the shim page: every boundary
- * is safe, in every shipped scenario (modes.json includes the stretch with paging off). */
+/* hardened keeps an IDT, descriptors and a stack of its own in the shim page: delivery is
+ * safe at every boundary of every shipped scenario (modes.json and differ.json include the
+ * stretch with paging off). Its return is not, yet: see hardened_return_faults. */
 static void hardened_nmi_safe_everywhere(void **state)
 {
 	(void)state;
-	static const char *const scen[] = {"default", "pse", "pae", "cs-wrap", "modes"};
+	static const char *const scen[] = {"default", "pse", "pae", "cs-wrap", "modes", "differ", "global"};
 	pl_init(&P);
 	assert_int_equal(pl_load_code(&P, SHIMCHECK_SHIM_DIR "/hardened"), PL_OK);
 	assert_true(P.code.nmi_safe);
@@ -69,18 +79,118 @@ static void hardened_nmi_safe_everywhere(void **state)
 		char path[512];
 		snprintf(path, sizeof path, "%s/scenarios/%s.json", SHIMCHECK_SOURCE_DIR, scen[k]);
 		assert_int_equal(pl_load_scenario(&P, path), PL_OK);
-		assert_int_equal(pl_run(&P), PL_OK);
+		assert_int_equal(pl_run(&P), PL_VIOLATION); /* NMI-WINDOW: the return */
+		assert_int_equal(P.v.counts[R_NMI], P.v.n);
 		struct physmem mem = engine_memory(P.eng);
 		window_analyse(&P.t, &P.img, 2, &mem, &A);
-		print_message("%s: %d boundaries, %d unsafe\n", scen[k], A.n, A.unsafe);
+		int returns = 0;
+		for (int i = 0; i < A.n; i++)
+			returns += A.b[i].ret == WRN_RETURNS;
+		print_message("%s: %d boundaries, %d unsafe, %d returns judged\n", scen[k], A.n, A.unsafe, returns);
 		assert_true(A.n > 50);
-		assert_int_equal(A.unsafe, 0);
+		assert_int_equal(A.unsafe_delivery, 0);
+		assert_true(A.unsafe_return > 0);
+		/* the shim's IDT is in force at most boundaries: their returns were judged, not skipped */
+		assert_true(returns + A.unsafe_return > A.n / 2);
 	}
+	pl_free(&P);
+}
+
+static int first_at(uint32_t eip, int upto)
+{
+	for (int j = 0; j < upto; j++)
+		if (P.t.insn[A.b[j].insn].cpu.eip == eip)
+			return j;
+	return upto;
+}
+
+/* hardened as it is: the source's CS stays loaded through the switch, and the handler's
+ * IRET cannot reload it once the shim's or the target's GDT is in force. */
+static void hardened_return_faults(void **state)
+{
+	(void)state;
+	pl_init(&P);
+	assert_int_equal(pl_load_code(&P, SHIMCHECK_SHIM_DIR "/hardened"), PL_OK);
+	assert_int_equal(pl_load_scenario(&P, SHIMCHECK_SOURCE_DIR "/scenarios/default.json"), PL_OK);
+	/* rule NMI-WINDOW reports it on the plain run */
+	assert_int_equal(pl_run(&P), PL_VIOLATION);
+	assert_int_equal(P.v.counts[R_NMI], P.v.n);
+	assert_non_null(strstr(P.v.v[0].msg, "IRET"));
+	struct physmem mem = engine_memory(P.eng);
+	A.safe_reasons = true;
+	window_analyse(&P.t, &P.img, 2, &mem, &A);
+	assert_int_equal(A.unsafe_delivery, 0); /* delivery was always safe */
+	assert_int_equal(A.unsafe, A.unsafe_return);
+	assert_int_equal(P.v.counts[R_NMI], A.unsafe);
+	/* QEMU tests each address once (windows 2 and 3 repeat 0 and 1): 50 faulting returns */
+	int distinct = 0, faults = 0;
+	for (int i = 0; i < A.n; i++) {
+		faults += A.b[i].ret == WRN_FAULTS;
+		if (A.b[i].ret == WRN_FAULTS && first_at(P.t.insn[A.b[i].insn].cpu.eip, i) == i)
+			distinct++;
+	}
+	print_message("%d boundaries, %d unsafe returns, %d at distinct addresses\n", A.n, A.unsafe_return, distinct);
+	assert_int_equal(faults, A.unsafe_return);
+	assert_int_equal(distinct, 50);
+	/* before the shim's LGDT the source's GDT is in force: the IRET reloads the source CS */
+	const struct wboundary *b = before("lgdt [ebx + 0x128]", 0);
+	assert_int_equal(b->ret, WRN_RETURNS);
+	/* from the shim's LGDT: CS 0x08's descriptor would lie below the shim page, unmapped */
+	b = before("lss esp, ptr [ebx + 0x110]", 0);
+	assert_int_equal(b->verdict, WV_UNSAFE);
+	assert_int_equal(b->delivery, WV_SAFE);
+	assert_int_equal(b->ret, WRN_FAULTS);
+	assert_non_null(strstr(b->reason, "reloads CS 0x0008 from 0xc8800a18"));
+	assert_non_null(strstr(b->reason, "#PF"));
+	/* from the monitor's LGDT: 0x08 is no code segment of the monitor's GDT */
+	b = before("mov eax, dword ptr [ebx + 0x3a]", 0);
+	assert_int_equal(b->ret, WRN_FAULTS);
+	assert_non_null(strstr(b->reason, "#GP(0x0008)"));
+	b = before("lidt [ebx + 0x40]", 0); /* the last boundary the shim's IDT serves */
+	assert_int_equal(b->ret, WRN_FAULTS);
+	b = before("ljmp", 0); /* the monitor's IDT: monitor_trap HLTs, nothing to return */
+	assert_int_equal(b->verdict, WV_SAFE);
+	assert_int_equal(b->ret, WRN_NONE);
+	/* monitor->host: the monitor's CS 0x20 */
+	b = before("lss esp, ptr [ebx + 0x110]", 1);
+	assert_non_null(strstr(b->reason, "reloads CS 0x0020 from 0xc8800a30"));
+	b = before("mov eax, dword ptr [ebx + 0xa]", 1);
+	assert_non_null(strstr(b->reason, "#GP(0x0020)"));
+	pl_free(&P);
+}
+
+/* The walk through the handler has teeth of its own: a __shim_nmi that no longer saves and
+ * restores EAX returns to the interrupted instruction with EAX broken. */
+static void hardened_handler_clobbers(void **state)
+{
+	(void)state;
+	pl_init(&P);
+	assert_int_equal(pl_load_code(&P, SHIMCHECK_SHIM_DIR "/hardened"), PL_OK);
+	assert_int_equal(pl_load_scenario(&P, SHIMCHECK_SOURCE_DIR "/scenarios/default.json"), PL_OK);
+	struct shim_code mut;
+	assert_true(code_dup(&mut, &P.code));
+	struct insn_ref r;
+	assert_true(mutate_find(&mut, CB_SHIM, "__shim_nmi", "pop eax", 2, &r)); /* after `call .pc; pop eax` */
+	assert_true(mutate_nop(&mut, &r));
+	assert_true(mutate_find(&mut, CB_SHIM, "__shim_nmi", "push eax", 1, &r));
+	assert_true(mutate_nop(&mut, &r));
+	pl_use_code(&P, &mut);
+	assert_int_equal(pl_load_scenario(&P, SHIMCHECK_SOURCE_DIR "/scenarios/default.json"), PL_OK);
+	assert_int_equal(pl_run(&P), PL_VIOLATION);
+	struct physmem mem = engine_memory(P.eng);
+	window_analyse(&P.t, &P.img, 2, &mem, &A);
+	assert_int_equal(A.unsafe_delivery, 0);
+	assert_true(A.unsafe_return > 50);
+	const struct wboundary *b = before("lgdt [ebx + 0x128]", 0);
+	assert_int_equal(b->ret, WRN_FAULTS);
+	assert_non_null(strstr(b->reason, "returns with EAX changed"));
 	pl_free(&P);
 }
 
 int main(void)
 {
-	const struct CMUnitTest tests[] = {cmocka_unit_test(literal_nmi_window), cmocka_unit_test(hardened_nmi_safe_everywhere)};
+	const struct CMUnitTest tests[] = {cmocka_unit_test(literal_nmi_window), cmocka_unit_test(hardened_nmi_safe_everywhere),
+					   cmocka_unit_test(hardened_return_faults),
+					   cmocka_unit_test(hardened_handler_clobbers)};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
