@@ -100,10 +100,9 @@ static int swe_of(const struct tr_event *ev, enum dir d, const struct image *img
 	}
 }
 
-void check_order(const struct trace *t, const struct image *img, const struct shim_code *code, struct verdict *v)
+static void check_order_in(const struct trace *t, const struct image *img, const struct shim_code *code,
+			const struct window *w, int nw, struct verdict *v)
 {
-	struct window w[MAX_WINDOWS];
-	int nw = find_windows(t, img, w, MAX_WINDOWS);
 	for (int i = 0; i < nw; i++) {
 		enum dir d = w[i].dir;
 		v->windows[d]++;
@@ -163,6 +162,13 @@ void check_order(const struct trace *t, const struct image *img, const struct sh
 			report(v, R_ORDER, at[x], "%s window %d: extra %s after the declared sequence (seen: %s)", dir_name(d), i,
 			       swe_name(seen[x]), got);
 	}
+}
+
+void check_order(const struct trace *t, const struct image *img, const struct shim_code *code, struct verdict *v)
+{
+	struct window w[MAX_WINDOWS];
+	int nw = find_windows(t, img, w, MAX_WINDOWS);
+	check_order_in(t, img, code, w, nw, v);
 }
 
 /* ---- INVLPG / STALE-TLB ------------------------------------------------------------------- */
@@ -369,10 +375,9 @@ void check_tss_busy(const struct trace *t, const struct image *img, struct verdi
 
 /* ---- SHIM-FETCH, IF-WINDOW ---------------------------------------------------------------- */
 
-void check_window(const struct trace *t, const struct image *img, struct verdict *v)
+static void check_window_in(const struct trace *t, const struct image *img,
+			const struct window *w, int nw, struct verdict *v)
 {
-	struct window w[MAX_WINDOWS];
-	int nw = find_windows(t, img, w, MAX_WINDOWS);
 	for (int i = 0; i < nw; i++) {
 		/* The jump into the shim (the instruction before the window) already runs with IF=0. */
 		uint32_t from = w[i].first > 0 ? w[i].first - 1 : 0;
@@ -396,6 +401,13 @@ void check_window(const struct trace *t, const struct image *img, struct verdict
 	}
 }
 
+void check_window(const struct trace *t, const struct image *img, struct verdict *v)
+{
+	struct window w[MAX_WINDOWS];
+	int nw = find_windows(t, img, w, MAX_WINDOWS);
+	check_window_in(t, img, w, nw, v);
+}
+
 /* ---- ARRIVAL -------------------------------------------------------------------------------- */
 
 static const struct tr_cpu *after(const struct trace *t, uint32_t i)
@@ -403,10 +415,9 @@ static const struct tr_cpu *after(const struct trace *t, uint32_t i)
 	return i + 1 < t->n ? &t->insn[i + 1].cpu : &t->final;
 }
 
-void check_arrival(const struct trace *t, const struct image *img, struct verdict *v)
+static void check_arrival_in(const struct trace *t, const struct image *img,
+			const struct window *w, int nw, struct verdict *v)
 {
-	struct window w[MAX_WINDOWS];
-	int nw = find_windows(t, img, w, MAX_WINDOWS);
 	/* Each world's stack pointer as it left through the shim. */
 	uint32_t esp_left[2] = {0, img->w[SP_MON].stack_top};
 	bool mon_started = false;
@@ -444,6 +455,13 @@ void check_arrival(const struct trace *t, const struct image *img, struct verdic
 		if (bad[0])
 			report(v, R_ARRIVAL, w[i].last, "%s window %d arrives with%s", dir_name(w[i].dir), i, bad);
 	}
+}
+
+void check_arrival(const struct trace *t, const struct image *img, struct verdict *v)
+{
+	struct window w[MAX_WINDOWS];
+	int nw = find_windows(t, img, w, MAX_WINDOWS);
+	check_arrival_in(t, img, w, nw, v);
 }
 
 /* ---- RESTORE-REGS, RESTORE-PTE -------------------------------------------------------------- */
@@ -529,10 +547,10 @@ static const char *vector_name(unsigned v)
 	return v < sizeof n / sizeof n[0] ? n[v] : "#?";
 }
 
-void check_faults(const struct trace *t, const struct image *img, struct verdict *v)
+static void check_faults_in(const struct trace *t, const struct image *img,
+			const struct window *w, int nw, struct verdict *v)
 {
-	struct window w[MAX_WINDOWS];
-	int nw = find_windows(t, img, w, MAX_WINDOWS);
+	(void)img; /* the windows were found with it */
 	for (uint32_t i = 0; i < t->n; i++) {
 		const struct tr_insn *in = &t->insn[i];
 		for (uint32_t k = 0; k < in->ev_n; k++) {
@@ -570,6 +588,13 @@ void check_faults(const struct trace *t, const struct image *img, struct verdict
 	}
 }
 
+void check_faults(const struct trace *t, const struct image *img, struct verdict *v)
+{
+	struct window w[MAX_WINDOWS];
+	int nw = find_windows(t, img, w, MAX_WINDOWS);
+	check_faults_in(t, img, w, nw, v);
+}
+
 /* ---- REACH ---------------------------------------------------------------------------------- */
 
 /* The objects a switch touches by linear address, and the physical page each must be. */
@@ -599,10 +624,9 @@ static int intended_pages(const struct image *img, struct intended *o)
 	return n;
 }
 
-void check_reach(const struct trace *t, const struct image *img, struct verdict *v)
+static void check_reach_in(const struct trace *t, const struct image *img,
+			const struct window *w, int nw, struct verdict *v)
 {
-	struct window w[MAX_WINDOWS];
-	int nw = find_windows(t, img, w, MAX_WINDOWS);
 	struct intended o[8];
 	int no = intended_pages(img, o);
 	for (int x = 0; x < nw; x++)
@@ -630,9 +654,17 @@ void check_reach(const struct trace *t, const struct image *img, struct verdict 
 		}
 }
 
+void check_reach(const struct trace *t, const struct image *img, struct verdict *v)
+{
+	struct window w[MAX_WINDOWS];
+	int nw = find_windows(t, img, w, MAX_WINDOWS);
+	check_reach_in(t, img, w, nw, v);
+}
+
 /* ---- BOUND, NO-RETURN, ROUNDS --------------------------------------------------------------- */
 
-void check_end(const struct trace *t, const struct image *img, struct verdict *v)
+static void check_end_in(const struct trace *t, const struct image *img, const struct window *w, int nw,
+			 struct verdict *v)
 {
 	uint32_t last = t->n ? t->n - 1 : UINT32_MAX;
 	switch (t->end) {
@@ -649,14 +681,20 @@ void check_end(const struct trace *t, const struct image *img, struct verdict *v
 		break;
 	}
 	if (t->end == END_DONE) {
-		struct window w[MAX_WINDOWS];
-		int nw = find_windows(t, img, w, MAX_WINDOWS), done[2] = {0, 0};
+		int done[2] = {0, 0};
 		for (int i = 0; i < nw; i++)
 			done[w[i].dir] += w[i].has_jmp;
 		if ((uint32_t)done[DIR_H2M] != img->rounds || (uint32_t)done[DIR_M2H] != img->rounds)
 			report(v, R_ROUNDS, last, "%d host->monitor and %d monitor->host switches, for %u round trips",
 			       done[DIR_H2M], done[DIR_M2H], img->rounds);
 	}
+}
+
+void check_end(const struct trace *t, const struct image *img, struct verdict *v)
+{
+	struct window w[MAX_WINDOWS];
+	int nw = find_windows(t, img, w, MAX_WINDOWS);
+	check_end_in(t, img, w, nw, v);
 }
 
 /* Earliest instruction first (ties keep checker order), so the first line is the first thing
@@ -684,14 +722,17 @@ void check_all(const struct trace *t, const struct image *img, const struct shim
 	v->n = 0;
 	memset(v->windows, 0, sizeof v->windows);
 	memset(v->counts, 0, sizeof v->counts);
+	/* The windows once for all checkers (each public checker finds them on its own). */
+	struct window w[MAX_WINDOWS];
+	int nw = find_windows(t, img, w, MAX_WINDOWS);
 	check_tlb(t, img, v);
-	check_faults(t, img, v);
-	check_reach(t, img, v);
+	check_faults_in(t, img, w, nw, v);
+	check_reach_in(t, img, w, nw, v);
 	check_tss_busy(t, img, v);
-	check_window(t, img, v);
-	check_order(t, img, code, v);
-	check_arrival(t, img, v);
+	check_window_in(t, img, w, nw, v);
+	check_order_in(t, img, code, w, nw, v);
+	check_arrival_in(t, img, w, nw, v);
 	check_restore(t, img, v);
-	check_end(t, img, v);
+	check_end_in(t, img, w, nw, v);
 	sort_violations(v);
 }

@@ -300,19 +300,15 @@ static void walk_cache_flush(struct engine *e)
 	}
 }
 
-/* paging_walk through the cache; only the page-granular answer is cached. */
-static struct walk cached_walk(struct engine *e, uint32_t lin, enum access acc)
+/* The physical address lin translates to for an access of kind acc (read or fetch), or
+ * UINT64_MAX when the walk does not succeed: paging_walk through the cache, which keeps only
+ * the page-granular answer. */
+static uint64_t cached_pa(struct engine *e, uint32_t lin, enum access acc)
 {
 	struct walk_cache_entry *c = &e->wc[acc == ACC_FETCH][(lin >> PGSHIFT) % WALK_CACHE];
-	struct walk w;
-	if (c->gen == e->wgen && c->lin_page == (lin & PGMASK)) {
-		memset(&w, 0, sizeof w);
-		w.status = c->status;
-		w.lin = lin;
-		w.pa = c->pa_page | (lin & 0xFFF);
-		return w;
-	}
-	w = paging_walk(&e->pm, &e->regs, lin, acc, 0);
+	if (c->gen == e->wgen && c->lin_page == (lin & PGMASK))
+		return c->status == WALK_OK ? c->pa_page | (lin & 0xFFF) : UINT64_MAX;
+	struct walk w = paging_walk(&e->pm, &e->regs, lin, acc, 0);
 	for (int i = 0; i < w.nlevels; i++) {
 		uint64_t pa = w.level[i].entry_pa;
 		if (pa >= e->base && pa < e->base + e->size)
@@ -325,7 +321,7 @@ static struct walk cached_walk(struct engine *e, uint32_t lin, enum access acc)
 	c->lin_page = lin & PGMASK;
 	c->status = w.status;
 	c->pa_page = w.status == WALK_OK ? (w.pa & ~(uint64_t)0xFFF) : 0;
-	return w;
+	return w.status == WALK_OK ? w.pa : UINT64_MAX;
 }
 
 static void sync_paging(struct engine *e, bool reload_pdptes)
@@ -475,15 +471,19 @@ static uint32_t operand_lin(const struct engine *e, const struct decoded *d, con
 
 static uint64_t fetch_pa(struct engine *e, uint32_t lin)
 {
-	struct walk w = cached_walk(e, lin, ACC_FETCH);
-	return w.status == WALK_OK ? w.pa : UINT64_MAX;
+	return cached_pa(e, lin, ACC_FETCH);
 }
 
 /* The instruction bytes as the model's walk finds them (the second page walked on its own
  * when the instruction crosses into it). */
-static void fetch_bytes(struct engine *e, uint32_t lin, uint8_t len, uint8_t *out)
+static void fetch_bytes(struct engine *e, uint32_t lin, uint8_t len, uint8_t *out, uint64_t first_pa)
 {
 	uint32_t first = PGSIZE - (lin & 0xFFF);
+	const uint8_t *p0;
+	if (len <= first && first_pa != UINT64_MAX && (p0 = phys_ptr(&e->pm, first_pa, len))) {
+		memcpy(out, p0, len); /* one page, already walked: the common case */
+		return;
+	}
 	for (uint8_t done = 0; done < len;) {
 		uint32_t at = lin + done;
 		uint8_t n = (uint8_t)(len - done);
@@ -627,7 +627,7 @@ static void hook_code(uc_engine *uc, uint64_t address, uint32_t size, void *ud)
 	in->space = space_of(e->img, e->cur.cr3);
 	in->pa = fetch_pa(e, e->cur.eip);
 	in->len = (uint8_t)(size > 15 ? 15 : size);
-	fetch_bytes(e, e->cur.eip, in->len, in->bytes);
+	fetch_bytes(e, e->cur.eip, in->len, in->bytes, in->pa);
 	e->prev = decode(e, e->cur.eip, in->pa, in->bytes, in->len);
 	in->op = (uint16_t)e->prev->id;
 	if (in->pa != UINT64_MAX && in->pa >= e->base && in->pa < e->base + e->size)
@@ -678,8 +678,8 @@ static bool attribute(struct engine *e, uint64_t pa, uint32_t *lin)
 	if (!tables_first)
 		cand[n++] = gdt[0], cand[n++] = gdt[1];
 	for (int i = 0; i < n; i++) {
-		struct walk w = cached_walk(e, cand[i], ACC_READ);
-		if (w.status == WALK_OK && (w.pa & ~(uint64_t)0xFFF) == (pa & ~(uint64_t)0xFFF)) {
+		uint64_t got = cached_pa(e, cand[i], ACC_READ);
+		if (got != UINT64_MAX && (got & ~(uint64_t)0xFFF) == (pa & ~(uint64_t)0xFFF)) {
 			*lin = cand[i] | (uint32_t)(pa & 0xFFF);
 			return true;
 		}
