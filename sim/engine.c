@@ -63,11 +63,14 @@ struct walk_cache_entry {
 };
 
 struct decoded {
-	uint64_t pa;
-	uint32_t eip;              /* relative branch targets print relative to it */
+	uint32_t eip;              /* where text was rendered for (relative branch targets) */
 	uint8_t len;
 	uint8_t bytes[16];
 	bool valid;
+	bool rel;                  /* text is mnem + the target eip + rel_off: render per eip */
+	bool eip_bound;            /* text depends on eip otherwise: the entry serves this eip only */
+	int32_t rel_off;
+	char mnem[16];
 	unsigned id;               /* X86_INS_* */
 	uint8_t size;              /* decoded length */
 	char text[64];             /* "mnemonic operands" */
@@ -347,31 +350,73 @@ static void sync_segs(struct engine *e, bool force_cs)
 
 /* ---- decoding ------------------------------------------------------------------------------- */
 
-static const struct decoded *decode(struct engine *e, uint32_t eip, uint64_t pa, const uint8_t *bytes, uint8_t len)
+static void render_rel(struct decoded *d, uint32_t eip)
 {
-	/* pa and eip share their low 12 bits: mix well before indexing (murmur3's finalizer) */
-	uint64_t h = pa ^ ((uint64_t)eip << 32);
-	h ^= h >> 33;
+	char m[sizeof d->mnem];
+	memcpy(m, d->mnem, sizeof m);
+	snprintf(d->text, sizeof d->text, "%s 0x%" PRIx32, m, eip + (uint32_t)d->rel_off);
+	d->eip = eip;
+}
+
+/* Relative branches print their target: keep the displacement instead, when rendering it
+ * gives back Capstone's own text; any other dependence on eip (decoded again elsewhere and
+ * compared) binds the entry to its eip. */
+static void classify_text(struct engine *e, struct decoded *d, const cs_insn *insn, uint32_t eip)
+{
+	const cs_x86 *x = &insn->detail->x86;
+	bool relative = false;
+	for (int i = 0; i < insn->detail->groups_count; i++)
+		relative |= insn->detail->groups[i] == X86_GRP_BRANCH_RELATIVE;
+	if (relative && x->op_count == 1 && x->operands[0].type == X86_OP_IMM && strlen(insn->mnemonic) < sizeof d->mnem) {
+		char keep[sizeof d->text];
+		memcpy(keep, d->text, sizeof keep);
+		snprintf(d->mnem, sizeof d->mnem, "%s", insn->mnemonic);
+		d->rel_off = (int32_t)((uint32_t)x->operands[0].imm - eip);
+		render_rel(d, eip);
+		if (strcmp(keep, d->text) == 0) {
+			d->rel = true;
+			return;
+		}
+		memcpy(d->text, keep, sizeof keep);
+	}
+	cs_insn *other = NULL;
+	size_t n = cs_disasm(e->cs, d->bytes, d->len, eip ^ 0x10000000u, 1, &other);
+	d->eip_bound = n != 1 || strcmp(other->mnemonic, insn->mnemonic) != 0 || strcmp(other->op_str, insn->op_str) != 0;
+	if (n)
+		cs_free(other, n);
+}
+
+/* Decoded instructions by their bytes (what bytes decode to does not depend on where they
+ * are, except the text, see classify_text): fuzzing puts the same code at a new address
+ * in every scenario. Open addressing: a round trip runs a few hundred distinct
+ * instructions, and with one slot per hash a dozen would collide and be decoded again on
+ * every run. */
+static const struct decoded *decode(struct engine *e, uint32_t eip, const uint8_t *bytes, uint8_t len)
+{
+	uint64_t lo = 0, hi = 0;
+	memcpy(&lo, bytes, len < 8 ? len : 8);
+	if (len > 8)
+		memcpy(&hi, bytes + 8, (size_t)(len - 8));
+	uint64_t h = lo * 0x9E3779B97F4A7C15ull ^ (hi + len) * 0xC2B2AE3D27D4EB4Full;
+	h ^= h >> 33; /* murmur3's finalizer */
 	h *= 0xFF51AFD7ED558CCDull;
 	h ^= h >> 33;
-	/* Open addressing: a round trip runs a few hundred distinct instructions, and with one
-	 * slot per hash a dozen of them would collide and be decoded again on every run. The
-	 * entry for (pa, eip) is the first one of the probe sequence that holds that key or is
-	 * empty; changed bytes at the same key are decoded again in place. */
 	struct decoded *d = NULL;
 	for (unsigned i = 0; i < DECODE_PROBES; i++) {
 		struct decoded *c = &e->cache[(h + i) % DECODE_CACHE];
-		if (!c->valid || (c->pa == pa && c->eip == eip)) {
+		if (!c->valid) {
 			d = c;
 			break;
+		}
+		if (c->len == len && memcmp(c->bytes, bytes, len) == 0 && (!c->eip_bound || c->eip == eip)) {
+			if (c->rel && c->eip != eip)
+				render_rel(c, eip);
+			return c;
 		}
 	}
 	if (!d)
 		d = &e->cache[h % DECODE_CACHE]; /* a full probe sequence: evict its first entry */
-	else if (d->valid && d->len == len && memcmp(d->bytes, bytes, len) == 0)
-		return d;
 	memset(d, 0, sizeof *d);
-	d->pa = pa;
 	d->eip = eip;
 	d->len = len;
 	memcpy(d->bytes, bytes, len);
@@ -435,6 +480,7 @@ static const struct decoded *decode(struct engine *e, uint32_t eip, uint64_t pa,
 	}
 	d->control = d->reread != 0;
 	d->writes = (uint16_t)(d->reread == RR_ALL ? EFF_ALL : effects_writes(insn));
+	classify_text(e, d, insn, eip);
 	cs_free(insn, n);
 	return d;
 }
@@ -628,7 +674,7 @@ static void hook_code(uc_engine *uc, uint64_t address, uint32_t size, void *ud)
 	in->pa = fetch_pa(e, e->cur.eip);
 	in->len = (uint8_t)(size > 15 ? 15 : size);
 	fetch_bytes(e, e->cur.eip, in->len, in->bytes, in->pa);
-	e->prev = decode(e, e->cur.eip, in->pa, in->bytes, in->len);
+	e->prev = decode(e, e->cur.eip, in->bytes, in->len);
 	in->op = (uint16_t)e->prev->id;
 	if (in->pa != UINT64_MAX && in->pa >= e->base && in->pa < e->base + e->size)
 		e->exec[(in->pa - e->base) >> PGSHIFT] = 1;
@@ -1103,14 +1149,14 @@ bool engine_load(struct engine *e, const struct image *img, char *err, size_t er
 	 * the translated blocks (Unicorn did not see this write). */
 	static const uint8_t zero[PGSIZE];
 	uint64_t used = image_used(img), npages = e->size >> PGSHIFT;
-	bool flush = fresh || e->exec_unknown;
+	bool flush = fresh || e->exec_unknown, changed = false;
 	for (uint64_t p = 0; p < npages; p++) {
 		uint64_t off = p << PGSHIFT;
 		if (off >= used && off >= e->used && !e->dirty[p])
 			continue;
 		const uint8_t *src = off < used ? img->pm.bytes + off : zero;
 		if (memcmp(e->live + off, src, PGSIZE) != 0) {
-			flush |= e->exec[p] != 0;
+			changed = true;
 			memcpy(e->live + off, src, PGSIZE);
 		}
 	}
@@ -1129,6 +1175,24 @@ bool engine_load(struct engine *e, const struct image *img, char *err, size_t er
 		uc_ctl_flush_tb(e->uc);
 		memset(e->exec, 0, (size_t)npages);
 		e->exec_unknown = false;
+	} else if (changed) {
+		/* A new image: drop the blocks translated on the pages that ran, by physical
+		 * address (paging is off in the pristine context, and its TLB is emptied first so
+		 * that no translation of the last run is used to find them). Not a full flush:
+		 * that clears the whole translation buffer, the largest cost of a fuzz scenario.
+		 * All pages that ran, not only changed ones: code met at a new linear address
+		 * would pile up blocks on the same page. */
+		uc_ctl_flush_tlb(e->uc);
+		for (uint64_t p = 0; p < npages; p++)
+			if (e->exec[p]) {
+				uint64_t pa = e->base + (p << PGSHIFT);
+				uc_err ui = uc_ctl_remove_cache(e->uc, pa, pa + (uint64_t)PGSIZE);
+				if (ui != UC_ERR_OK) {
+					snprintf(err, errlen, "uc_ctl_remove_cache(0x%" PRIx64 "): %s", pa, uc_strerror(ui));
+					return false;
+				}
+				e->exec[p] = 0;
+			}
 	}
 	if (!set_initial(e)) {
 		snprintf(err, errlen, "%s", e->err);

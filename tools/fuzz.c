@@ -132,7 +132,11 @@ static void fuzz_job(const struct fuzz_opts *o, struct pipeline *p, int job, str
 	struct rng r = {o->seed + (uint64_t)job * 0x9E3779B97F4A7C15ull};
 	double end = now_s() + o->seconds;
 	static struct scenario sc; /* large: not on the stack */
-	while (now_s() < end) {
+	/* SHIMCHECK_FUZZ_COUNT=N: stop after N scenarios (the same work every time, for an
+	 * instruction counter; docs/performance.md). */
+	const char *cnt = getenv("SHIMCHECK_FUZZ_COUNT");
+	uint64_t max = cnt ? strtoull(cnt, NULL, 10) : UINT64_MAX;
+	while (now_s() < end && st->scenarios < max) {
 		uint64_t seed = r.s;
 		gen_scenario(&r, &sc);
 		st->scenarios++;
