@@ -122,7 +122,7 @@ static int expand_scenario(const char *arg, char **list, int *n)
 	return B_OK;
 }
 
-static bool export_image(const struct pipeline *p, const char *dir, const char *name)
+bool export_image(const struct pipeline *p, const char *dir, const char *name)
 {
 	char path[PATH_MAX + 96];
 	snprintf(path, sizeof path, "%s/%s", dir, name);
@@ -289,9 +289,10 @@ static int report_one(const struct boot_opts *bo, const struct engine_info *ei, 
 	char last[48] = "nothing";
 	if (r->obs.n)
 		obs_label(&r->obs.o[r->obs.n - 1], last, sizeof last);
-	printf("%s: engine %s (%s; %s; loader %s), variant %s, scenario %s: %d observation%s, %d round trip%s, ends with %s; "
+	printf("%s: engine %s (%s; %s%s%s; loader %s), variant %s, scenario %s: %d observation%s, %d round trip%s, ends with %s; "
 	       "%s unicorn (%u instructions, %s); %d violation%s; boot %.2f s",
-	       rc == B_OK ? "BOOT PASS" : "BOOT FAIL", eng, ei->version[0] ? ei->version : "?", ei->cpu, ei->loader, s->variant,
+	       rc == B_OK ? "BOOT PASS" : "BOOT FAIL", eng, ei->version[0] ? ei->version : "?", ei->cpu,
+	       ei->cpu_note[0] ? "; " : "", ei->cpu_note, ei->loader, s->variant,
 	       s->name, r->obs.n, r->obs.n == 1 ? "" : "s", rounds, rounds == 1 ? "" : "s", last,
 	       at == -1 ? "identical to" : "differs from", s->ninsn, tr_end_name(s->end), s->nviol, s->nviol == 1 ? "" : "s",
 	       r->secs);
@@ -935,13 +936,15 @@ static int mode_window(const struct boot_opts *bo, const char *dir, const char *
 
 static void usage(FILE *f)
 {
-	fprintf(f, "usage: shimcheck boot --engine qemu|bochs [--scenario FILE|DIR]... [--variant NAME | --code-dir DIR]\n"
+	fprintf(f, "usage: shimcheck boot --engine qemu|kvm|bochs [--scenario FILE|DIR]... [--variant NAME | --code-dir DIR]\n"
 		   "                      [--timeout SECONDS] [--keep DIR] [--kernel FILE] [--verbose] [--no-batch]\n"
-		   "       shimcheck boot --engine qemu|bochs --mutant NAME|all [--catalogue FILE] [--scenario FILE]\n"
-		   "       shimcheck boot --engine qemu|bochs --window [--variant NAME] [--scenario FILE]\n"
+		   "       shimcheck boot --engine qemu|kvm|bochs --mutant NAME|all [--catalogue FILE] [--scenario FILE]\n"
+		   "       shimcheck boot --engine qemu|kvm|bochs --window [--variant NAME] [--scenario FILE]\n"
 		   "                      [--after MNEMONIC]... [--boundary N]...\n"
+		   "       shimcheck boot --engine qemu --step [--variant NAME | --code-dir DIR] [--scenario FILE]\n"
 		   "\n"
-		   "Boots the scenario's image with the boot kernel on QEMU (TCG, -cpu Penryn) or Bochs (GRUB ISO,\n"
+		   "Boots the scenario's image with the boot kernel on QEMU (TCG, -cpu Penryn), QEMU with KVM\n"
+		   "(-cpu Penryn,vendor=GenuineIntel as far as the host allows) or Bochs (GRUB ISO,\n"
 		   "core2_penryn_t9600), runs the same scenario in Unicorn, and compares the observations at\n"
 		   "host_main's entry, after each round trip and at the end.\n"
 		   "  --scenario    repeatable; a directory means every *.json in it. Several scenarios boot as a\n"
@@ -951,10 +954,13 @@ static void usage(FILE *f)
 		   "  --window      a #DB instruction breakpoint at each boundary `shimcheck window` lists (or those\n"
 		   "                right after an instruction starting with MNEMONIC, or trace index N), delivered\n"
 		   "                or not, against the model's prediction; exit 1 when one disagrees\n"
+		   "  --step        QEMU's gdbstub: EIP and CR3 before every instruction of each round trip\n"
+		   "                (host2monitor to host_after_call) against Unicorn's trace; exit 1 at the\n"
+		   "                first difference\n"
 		   "  --keep DIR    keep the images, logs and both sides' observations (obs-*.jsonl) in DIR\n"
 		   "  --verbose     print every observation side by side\n"
 		   "exit status: 0 identical, 1 divergence or violation, 2 bad input, 3 internal error,\n"
-		   "77 engine binary missing\n");
+		   "77 engine unavailable (binary missing; kvm: /dev/kvm missing or unusable)\n");
 }
 
 static int parse_args(int argc, char **argv, struct boot_opts *o, char after[][16], int *nafter)
@@ -967,7 +973,8 @@ static int parse_args(int argc, char **argv, struct boot_opts *o, char after[][1
 		{"mutant", required_argument, NULL, 'm'},  {"catalogue", required_argument, NULL, 'C'},
 		{"window", no_argument, NULL, 'w'},        {"after", required_argument, NULL, 'a'},
 		{"boundary", required_argument, NULL, 'b'}, {"no-batch", no_argument, NULL, 'n'},
-		{"help", no_argument, NULL, 'h'},          {NULL, 0, NULL, 0}};
+		{"step", no_argument, NULL, 'S'},          {"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0}};
 	memset(o, 0, sizeof *o);
 	o->timeout = DEFAULT_TIMEOUT;
 	optind = 1;
@@ -992,6 +999,7 @@ static int parse_args(int argc, char **argv, struct boot_opts *o, char after[][1
 		case 'C': o->catalogue = optarg; break;
 		case 'w': o->window = true; break;
 		case 'n': o->no_batch = true; break;
+		case 'S': o->step = true; break;
 		case 'a':
 			if (*nafter == 16 || strlen(optarg) >= 16 || !*optarg) {
 				fprintf(stderr, "shimcheck boot: command line: --after: '%s': at most 16, each a mnemonic\n", optarg);
@@ -1029,8 +1037,8 @@ static int parse_args(int argc, char **argv, struct boot_opts *o, char after[][1
 		fprintf(stderr, "shimcheck boot: command line: unexpected argument '%s'\n", argv[optind]);
 		return B_INPUT;
 	}
-	if (!o->engine || (strcmp(o->engine, "qemu") && strcmp(o->engine, "bochs"))) {
-		fprintf(stderr, "shimcheck boot: command line: --engine qemu or --engine bochs is required\n");
+	if (!o->engine || (strcmp(o->engine, "qemu") && strcmp(o->engine, "kvm") && strcmp(o->engine, "bochs"))) {
+		fprintf(stderr, "shimcheck boot: command line: --engine qemu, kvm or bochs is required\n");
 		return B_INPUT;
 	}
 	if (o->variant && o->code_dir) {
@@ -1048,6 +1056,11 @@ static int parse_args(int argc, char **argv, struct boot_opts *o, char after[][1
 	}
 	if (o->window && o->nscenario > 1) {
 		fprintf(stderr, "shimcheck boot: command line: --window takes one scenario\n");
+		return B_INPUT;
+	}
+	if (o->step && (o->window || o->mutant || o->nscenario > 1 || strcmp(o->engine, "qemu") != 0)) {
+		fprintf(stderr, "shimcheck boot: command line: --step goes with --engine qemu and at most one --scenario, "
+			"no --window or --mutant\n");
 		return B_INPUT;
 	}
 	if ((*nafter || o->nboundary) && !o->window) {
@@ -1104,7 +1117,12 @@ int boot_main(int argc, char **argv)
 		}
 	}
 
-	if (bo.mutant)
+	if (bo.step)
+		rc = mode_step(&bo, dir, kernel, codedir,
+			       bo.nscenario		     ? bo.scenario[0]
+			       : readable("scenarios/default.json") ? "scenarios/default.json"
+								     : SHIMCHECK_SOURCE_DIR "/scenarios/default.json");
+	else if (bo.mutant)
 		rc = mode_mutants(&bo, dir, kernel, root);
 	else if (bo.window)
 		rc = mode_window(&bo, dir, kernel, codedir, after, nafter);

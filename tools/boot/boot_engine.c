@@ -29,15 +29,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <jansson.h>
-
-/* isa-debug-exit values the kernel writes (tools/boot/kernel/kernel.h): QEMU exits with
- * (value << 1) | 1. */
-#define QEMU_EXIT_OK ((0x10 << 1) | 1)
-#define QEMU_EXIT_FAULT ((0x11 << 1) | 1)
-#define QEMU_EXIT_KERNEL ((0x12 << 1) | 1)
-
-#define KERNEL_ENTER 0x00100010u     /* kernel.ld pins kernel_enter there */
 #define QEMU_LOG_CAP (32u << 20)     /* an exception storm: stop QEMU when its log gets this big */
 #define BATCH_MAX 100                /* modules per boot (the kernel takes 128) */
 
@@ -46,16 +37,7 @@
 
 /* ---- running programs ------------------------------------------------------------------------- */
 
-struct proc {
-	bool timed_out;
-	bool stopped;   /* the poll function asked to stop it */
-	int status;     /* exit status, or 128 + signal */
-	double secs;
-};
-
-typedef bool (*poll_fn)(void *ctx); /* true: stop the program now */
-
-static double now_s(void)
+double now_s(void)
 {
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -65,8 +47,8 @@ static double now_s(void)
 /* Run argv in cwd with stdin from /dev/null and stdout+stderr into out_path, in its own
  * process group so that a timeout (or poll) can kill it and whatever it started (and
  * nothing else). Returns false when it could not be started. */
-static bool run(char *const argv[], const char *cwd, const char *out_path, double timeout, struct proc *r, poll_fn poll,
-		void *ctx)
+bool run(char *const argv[], const char *cwd, const char *out_path, double timeout, struct proc *r, poll_fn poll,
+	 void *ctx)
 {
 	memset(r, 0, sizeof *r);
 	double t0 = now_s();
@@ -110,7 +92,7 @@ static bool run(char *const argv[], const char *cwd, const char *out_path, doubl
 }
 
 /* The full path of an executable: name itself when it has a slash, else found in PATH. */
-static bool find_exe(const char *name, char *out, size_t n)
+bool find_exe(const char *name, char *out, size_t n)
 {
 	if (strchr(name, '/')) {
 		snprintf(out, n, "%s", name);
@@ -130,7 +112,7 @@ static bool find_exe(const char *name, char *out, size_t n)
 	return false;
 }
 
-static char *slurp(const char *path, size_t *len)
+char *slurp(const char *path, size_t *len)
 {
 	FILE *f = fopen(path, "rb");
 	if (!f)
@@ -160,7 +142,7 @@ static char *slurp(const char *path, size_t *len)
 }
 
 /* The last lines of a file, to stderr: what an engine said before it failed. */
-static void show_tail(const char *path, int lines)
+void show_tail(const char *path, int lines)
 {
 	char *s = slurp(path, NULL);
 	if (!s)
@@ -177,104 +159,8 @@ static void show_tail(const char *path, int lines)
 
 /* ---- what the kernel prints ------------------------------------------------------------------- */
 
-static bool parse_hex(json_t *v, uint64_t *out)
-{
-	const char *s = json_string_value(v);
-	if (!s || strncmp(s, "0x", 2) != 0 || !s[2])
-		return false;
-	char *end;
-	errno = 0;
-	*out = strtoull(s + 2, &end, 16);
-	return !*end && errno == 0;
-}
-
-struct kparse {
-	struct engine_info *ei;
-	struct job *jobs;
-	int n;
-	int cur;              /* the image the lines belong to (-1 before the first) */
-	bool done;            /* the kernel's done line (a batch ran to its end) */
-	bool kernel_error;    /* refused before any image: the command line, the modules */
-	bool kernel_fault;    /* the kernel itself faulted */
-	char message[300];
-};
-
-/* The kernel's JSON lines. Anything else in the stream (Bochs mixes its own messages into
- * the E9 stream on stdout) is skipped. */
-static void parse_kernel_lines(char *text, struct kparse *kp)
-{
-	for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n")) {
-		char *brace = strstr(line, "{\"type\":");
-		if (!brace)
-			continue;
-		json_error_t jerr;
-		json_t *o = json_loads(brace, 0, &jerr);
-		if (!o)
-			continue; /* a line cut short (the machine stopped mid-line) */
-		const char *type = json_string_value(json_object_get(o, "type"));
-		const char *phase = json_string_value(json_object_get(o, "phase"));
-		struct img_run *r = kp->cur >= 0 && kp->cur < kp->n ? &kp->jobs[kp->cur].r : NULL;
-		uint64_t v;
-		if (!type) {
-			/* not ours */
-		} else if (strcmp(type, "boot") == 0) {
-			kp->ei->booted = true;
-			const char *brand = json_string_value(json_object_get(o, "cpu_brand"));
-			const char *sig = json_string_value(json_object_get(o, "cpu_signature"));
-			const char *ldr = json_string_value(json_object_get(o, "loader"));
-			snprintf(kp->ei->cpu, sizeof kp->ei->cpu, "%s, signature %s", brand ? brand : "?", sig ? sig : "?");
-			snprintf(kp->ei->loader, sizeof kp->ei->loader, "%s", ldr ? ldr : "?");
-		} else if (strcmp(type, "image") == 0) {
-			kp->cur = parse_hex(json_object_get(o, "index"), &v) && v < (uint64_t)kp->n ? (int)v : -1;
-			if (kp->cur >= 0)
-				kp->jobs[kp->cur].r.started = true;
-		} else if (strcmp(type, "done") == 0) {
-			kp->done = true;
-		} else if (strcmp(type, "observation") == 0 && r) {
-			const char *ev = json_string_value(json_object_get(o, "event"));
-			enum okind k = ev && strcmp(ev, "entry") == 0 ? O_ENTRY
-				       : ev && strcmp(ev, "round") == 0 ? O_ROUND
-				       : ev && strcmp(ev, "end") == 0   ? O_END
-									: O_STOPPED;
-			struct obs *ob = obs_add(&r->obs, k);
-			for (int f = 0; ob && f < F_N; f++)
-				if (parse_hex(json_object_get(o, field_name[f]), &v))
-					obs_set(ob, (enum ofield)f, v);
-			if (ob && k == O_STOPPED)
-				snprintf(ob->note, sizeof ob->note, "the observer reported event '%s'", ev ? ev : "?");
-		} else if (strcmp(type, "exception") == 0 && phase && strcmp(phase, "host") == 0 && r) {
-			struct obs *ob = obs_add(&r->obs, O_EXCEPTION);
-			const enum ofield fs[] = {F_VECTOR, F_ERROR, F_EIP, F_CR2, F_CR3};
-			for (size_t f = 0; ob && f < sizeof fs / sizeof fs[0]; f++)
-				if (parse_hex(json_object_get(o, field_name[fs[f]]), &v))
-					obs_set(ob, fs[f], v);
-			if (ob && ob->v[F_VECTOR] != 14)
-				ob->have &= ~((uint64_t)1 << F_CR2); /* CR2 means something only for #PF */
-			if (ob)
-				snprintf(ob->note, sizeof ob->note, "the host IDT's gate reported it");
-		} else if (strcmp(type, "exception") == 0) {
-			kp->kernel_fault = true;
-			char *d = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
-			snprintf(kp->message, sizeof kp->message, "%s", d ? d : "?");
-			free(d);
-		} else if (strcmp(type, "error") == 0) {
-			const char *m = json_string_value(json_object_get(o, "message"));
-			const char *val = json_string_value(json_object_get(o, "value"));
-			if (parse_hex(json_object_get(o, "image"), &v) && v < (uint64_t)kp->n) {
-				struct img_run *e = &kp->jobs[v].r;
-				e->kernel_error = true;
-				snprintf(e->message, sizeof e->message, "%s (%s)", m ? m : "?", val ? val : "?");
-			} else {
-				kp->kernel_error = true;
-				snprintf(kp->message, sizeof kp->message, "%s (%s)", m ? m : "?", val ? val : "?");
-			}
-		}
-		json_decref(o);
-	}
-}
-
 /* The last image the kernel started in this boot (-1: none). */
-static int last_started(const struct job *jobs, int n)
+int last_started(const struct job *jobs, int n)
 {
 	int l = -1;
 	for (int i = 0; i < n; i++)
@@ -309,22 +195,6 @@ static int current_image(const char *e9path)
 		cur = (int)strtol(p + strlen("{\"type\":\"image\",\"index\":\"0x"), NULL, 16);
 	free(s);
 	return cur;
-}
-
-/* "Trace 0: 0x7f... [00000000/e00000e1/000000b0/ff000201] ": the second field is the
- * linear address of the code executed. */
-static bool trace_addr(const char *line, uint32_t *at)
-{
-	const char *b = strchr(line, '[');
-	const char *slash = b ? strchr(b, '/') : NULL;
-	char *end;
-	if (!slash)
-		return false;
-	unsigned long long v = strtoull(slash + 1, &end, 16);
-	if (end == slash + 1 || *end != '/')
-		return false;
-	*at = (uint32_t)v;
-	return true;
 }
 
 static bool qemu_poll(void *ctx)
@@ -373,69 +243,12 @@ static bool qemu_poll(void *ctx)
 	return stop;
 }
 
-/* Split the log at each arrival at kernel_enter (one per image that got that far, in order)
- * and give each such image the exceptions logged after it: "     2: v=08 e=0000 i=0 cpl=0
- * IP=0008:c8801032 pc=c8801032 SP=... [CR2=...]" (i=0: not a software interrupt). */
+/* The exception chains of QEMU's -d int log (boot_log.c reads them). */
 static void qemu_chains(const char *log, struct job *jobs, int n)
 {
 	char *s = slurp(log, NULL);
-	if (!s)
-		return;
-	int seg = -1;          /* index into jobs of the image whose part this is */
-	int next = 0;          /* the next candidate image for a marker */
-	for (char *line = strtok(s, "\n"); line; line = strtok(NULL, "\n")) {
-		uint32_t at;
-		if (strncmp(line, "Trace ", 6) == 0 && trace_addr(line, &at) && at == KERNEL_ENTER) {
-			while (next < n && (!jobs[next].r.started || jobs[next].r.kernel_error))
-				next++;
-			seg = next < n ? next++ : -1;
-			if (seg >= 0) {
-				jobs[seg].r.entered = true;
-				jobs[seg].r.chain_known = true;
-				jobs[seg].r.ext_irq = -1;
-			}
-			continue;
-		}
-		if (seg < 0)
-			continue;
-		struct img_run *r = &jobs[seg].r;
-		unsigned irq;
-		if (sscanf(line, "Servicing hardware INT=0x%x", &irq) == 1) {
-			if (r->ext_irq < 0 && !r->handler && r->nchain == 0)
-				r->ext_irq = (int)irq;
-			continue;
-		}
-		if (strncmp(line, "Trace ", 6) == 0 && trace_addr(line, &at)) {
-			if (!r->handler && trap_name(&jobs[seg].traps, at))
-				r->handler = at;
-			continue;
-		}
-		if (strstr(line, "Triple fault")) {
-			r->triple = true;
-			continue;
-		}
-		char *v = strstr(line, " v=");
-		unsigned vec, err, isint;
-		if (!v || sscanf(v, " v=%x e=%x i=%u", &vec, &err, &isint) != 3 || isint != 0)
-			continue;
-		int *cnt = r->handler ? &r->nafter : &r->nchain;
-		(*(r->handler ? &r->after_total : &r->chain_total))++;
-		if (*cnt == MAX_CHAIN)
-			continue;
-		struct exc *e = r->handler ? &r->after[(*cnt)++] : &r->chain[(*cnt)++];
-		memset(e, 0, sizeof *e);
-		e->vec = vec;
-		e->err = err;
-		char *pc = strstr(v, " pc=");
-		unsigned long long x;
-		if (pc && sscanf(pc, " pc=%llx", &x) == 1)
-			e->pc = (uint32_t)x;
-		char *cr2 = strstr(v, " CR2=");
-		if (cr2 && sscanf(cr2, " CR2=%llx", &x) == 1) {
-			e->cr2 = (uint32_t)x;
-			e->has_cr2 = true;
-		}
-	}
+	if (s)
+		qemu_chains_text(s, jobs, n);
 	free(s);
 }
 
@@ -453,7 +266,7 @@ static void chain_to_obs(const struct img_run *r, struct obs *o)
 
 /* Memory for a boot: the largest window end and every module above it (the kernel's batch
  * staging), with room; never less than the default. */
-static unsigned megs_for(const char *dir, const struct job *jobs, int n, unsigned floor)
+unsigned megs_for(const char *dir, const struct job *jobs, int n, unsigned floor)
 {
 	uint64_t top = 16u << 20, mods = 0;
 	for (int i = 0; i < n; i++) {
@@ -481,6 +294,24 @@ static unsigned megs_for(const char *dir, const struct job *jobs, int n, unsigne
 	return m;
 }
 
+void qemu_version(const char *exe, const char *dir, struct engine_info *ei)
+{
+	char path[PATH_MAX + 32];
+	if (ei->version[0])
+		return;
+	char *argv[] = {(char *)exe, "--version", NULL};
+	struct proc pr;
+	snprintf(path, sizeof path, "%s/qemu-version.txt", dir);
+	if (run(argv, dir, path, 10, &pr, NULL, NULL) && pr.status == 0) {
+		char *v = slurp(path, NULL);
+		if (v) {
+			v[strcspn(v, "\n")] = '\0';
+			snprintf(ei->version, sizeof ei->version, "%s", v);
+		}
+		free(v);
+	}
+}
+
 static int qemu_once(const struct boot_opts *bo, const char *dir, const char *kernel, struct job *jobs, int n,
 		     struct engine_info *ei, int *finished)
 {
@@ -491,19 +322,7 @@ static int qemu_once(const struct boot_opts *bo, const char *dir, const char *ke
 		return B_UNAVAILABLE;
 	}
 	char path[PATH_MAX + 32];
-	if (!ei->version[0]) {
-		char *argv[] = {exe, "--version", NULL};
-		struct proc pr;
-		snprintf(path, sizeof path, "%s/qemu-version.txt", dir);
-		if (run(argv, dir, path, 10, &pr, NULL, NULL) && pr.status == 0) {
-			char *v = slurp(path, NULL);
-			if (v) {
-				v[strcspn(v, "\n")] = '\0';
-				snprintf(ei->version, sizeof ei->version, "%s", v);
-			}
-			free(v);
-		}
-	}
+	qemu_version(exe, dir, ei);
 	/* -initrd "image.bin dr0=0x...,image1.bin": QEMU's multiboot loader takes a module per
 	 * comma, each with its own string (the kernel reads dr0= there). */
 	size_t cap = (size_t)n * 96 + 16, len = 0;
@@ -560,7 +379,7 @@ static int qemu_once(const struct boot_opts *bo, const char *dir, const char *ke
 	ei->boots++;
 	ei->secs += pr.secs;
 
-	struct kparse kp = {ei, jobs, n, -1, false, false, false, ""};
+	struct kparse kp = {.ei = ei, .jobs = jobs, .n = n, .cur = -1};
 	char *e9 = slurp(w.e9, NULL);
 	if (e9)
 		parse_kernel_lines(e9, &kp);
@@ -694,102 +513,13 @@ static bool bochs_run(const struct boot_opts *bo, const char *dir, const char *u
 	return true;
 }
 
-/* Bochs: "exception(): 3rd (14) exception with no resolution" is its triple fault (with
- * reset_on_triple_fault=0 it stops there); the debugger's line before the message shows
- * the instruction: "(0).[51659616] [0x00000040003f] 0008:00000000c880103f (unk. ctxt): ...".
- * Bochs does not say which exception started the chain. */
-static bool bochs_triple_fault(const char *s, struct obs *o)
-{
-	if (!strstr(s, "exception with no resolution"))
-		return false;
-	const char *p = s, *last = NULL;
-	while ((p = strstr(p, "(0).[")))
-		last = p++;
-	const char *colon = last ? strstr(last, "] ") : NULL;
-	colon = colon ? strstr(colon + 2, "] ") : NULL; /* past "[0x<physical>]" */
-	unsigned sel;
-	unsigned long long eip;
-	if (colon && sscanf(colon + 2, "%x:%llx", &sel, &eip) == 2)
-		obs_set(o, F_EIP, (uint32_t)eip);
-	snprintf(o->note, sizeof o->note, "Bochs: exception with no resolution (triple fault)");
-	return true;
-}
-
-/* Bochs's CPU debug log: the exceptions of the chain that ended in the panic, all at the
- * panic's tick: "00051687664d[CPU0  ] exception(0x0e): error_code=0003". The first is the
- * one the simulator reports. */
+/* Bochs's CPU debug log (boot_log.c reads it). */
 static void bochs_first_exception(const char *log, struct obs *o)
 {
 	char *s = slurp(log, NULL);
-	if (!s)
-		return;
-	char *panic = strstr(s, ">>PANIC<<");
-	if (panic) {
-		char *bol = panic;
-		while (bol > s && bol[-1] != '\n')
-			bol--;
-		unsigned long long tick;
-		if (sscanf(bol, "%llu", &tick) == 1) {
-			char *p = s;
-			while ((p = strstr(p, "] exception(0x"))) {
-				char *b = p;
-				while (b > s && b[-1] != '\n')
-					b--;
-				unsigned long long t;
-				unsigned vec, err;
-				if (sscanf(b, "%llu", &t) == 1 && t == tick &&
-				    sscanf(p, "] exception(0x%x): error_code=%x", &vec, &err) == 2) {
-					obs_set(o, F_VECTOR, vec);
-					obs_set(o, F_ERROR, err);
-					break;
-				}
-				p++;
-			}
-			/* An external interrupt at the same tick, before those: "interrupt(): vector = 08,
-			 * TYPE = 0, EXT = 1" (TYPE 0: external) started the chain. */
-			char *irq = s;
-			while ((irq = strstr(irq, "] interrupt(): vector = "))) {
-				char *b = irq;
-				while (b > s && b[-1] != '\n')
-					b--;
-				unsigned long long t;
-				unsigned vec, type;
-				if (sscanf(b, "%llu", &t) == 1 && t == tick &&
-				    sscanf(irq, "] interrupt(): vector = %x, TYPE = %u", &vec, &type) == 2) {
-					if (type == 0)
-						snprintf(o->note, sizeof o->note,
-							 "Bochs: triple fault; the chain began with an external interrupt, vector 0x%02x", vec);
-					break;
-				}
-				irq++;
-			}
-		}
-	}
+	if (s)
+		bochs_first_exception_text(s, o);
 	free(s);
-}
-
-/* The debugger stopped at one of our breakpoints: "(0) Breakpoint 2, 0x00000000e00000e1 in
- * ?? ()", then print-stack's "| STACK 0xe0001ff4 [0xe0000010] ..." lines. */
-static bool bochs_breakpoint(const char *s, uint32_t *at, uint32_t frame[4], bool *frame_known)
-{
-	const char *b = strstr(s, ") Breakpoint ");
-	unsigned num;
-	unsigned long long a;
-	if (!b || sscanf(b, ") Breakpoint %u, 0x%llx", &num, &a) != 2)
-		return false;
-	*at = (uint32_t)a;
-	*frame_known = false;
-	const char *p = b;
-	for (int k = 0; k < 4; k++) {
-		p = strstr(p, "| STACK 0x");
-		unsigned long long addr, val;
-		if (!p || sscanf(p, "| STACK 0x%llx [0x%llx]", &addr, &val) != 2)
-			return true;
-		frame[k] = (uint32_t)val;
-		p++;
-	}
-	*frame_known = true;
-	return true;
 }
 
 static int bochs_once(const struct boot_opts *bo, const char *dir, const char *kernel, struct job *jobs, int n,
@@ -910,7 +640,7 @@ static int bochs_once(const struct boot_opts *bo, const char *dir, const char *k
 	}
 	/* COM1 is the clean stream; E9 text shares Bochs's stdout with its messages. If COM1
 	 * lost its tail (or never worked), the E9 copy on stdout may have more. */
-	struct kparse kp = {ei, jobs, n, -1, false, false, false, ""};
+	struct kparse kp = {.ei = ei, .jobs = jobs, .n = n, .cur = -1};
 	snprintf(path, sizeof path, "%s/com1.log", dir);
 	char *com1 = slurp(path, NULL);
 	if (com1)
@@ -926,7 +656,7 @@ static int bochs_once(const struct boot_opts *bo, const char *dir, const char *k
 			copy[i] = jobs[i];
 			memset(&copy[i].r, 0, sizeof copy[i].r);
 		}
-		struct kparse k2 = {&e2, copy, n, -1, false, false, false, ""};
+		struct kparse k2 = {.ei = &e2, .jobs = copy, .n = n, .cur = -1};
 		char *dup = strdup(out);
 		if (dup)
 			parse_kernel_lines(dup, &k2);
@@ -1018,7 +748,7 @@ static int bochs_once(const struct boot_opts *bo, const char *dir, const char *k
 int boot_jobs(const struct boot_opts *bo, const char *dir, const char *kernel, struct job *jobs, int n,
 	      struct engine_info *ei)
 {
-	bool qemu = strcmp(bo->engine, "qemu") == 0;
+	bool qemu = strcmp(bo->engine, "qemu") == 0, kvm = strcmp(bo->engine, "kvm") == 0;
 	ei->engine = bo->engine;
 	for (int i = 0; i < n; i++)
 		memset(&jobs[i].r, 0, sizeof jobs[i].r);
@@ -1032,8 +762,9 @@ int boot_jobs(const struct boot_opts *bo, const char *dir, const char *kernel, s
 			memset(&jobs[i].r, 0, sizeof jobs[i].r);
 		int done = 0;
 		bool again_solo = false;
-		int rc = qemu ? qemu_once(bo, dir, kernel, jobs + start, cnt, ei, &done)
-			      : bochs_once(bo, dir, kernel, jobs + start, cnt, ei, &done, &again_solo);
+		int rc = kvm	? kvm_once(bo, dir, kernel, jobs + start, cnt, ei, &done)
+			 : qemu ? qemu_once(bo, dir, kernel, jobs + start, cnt, ei, &done)
+				: bochs_once(bo, dir, kernel, jobs + start, cnt, ei, &done, &again_solo);
 		if (rc != B_OK)
 			return rc;
 		if (done <= 0 && !again_solo) {

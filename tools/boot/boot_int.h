@@ -2,10 +2,16 @@
  * boot_int.h: the parts of `shimcheck boot` (tools/boot/boot_*.c) and what they share.
  *
  *   boot_obs.c     observations: the simulator's side (from the trace) and comparing them
- *   boot_engine.c  running QEMU and Bochs on one or more images (a batch), reading what the
- *                  boot kernel and the engine say, per image
+ *   boot_log.c     reading the kernel's lines and the engines' logs (text in, structures out:
+ *                  what the fuzz target tools/fuzz-targets/fuzz_bootlog.c runs)
+ *   boot_engine.c  running QEMU (TCG) and Bochs on one or more images (a batch), reading what
+ *                  the boot kernel and the engine say, per image
+ *   boot_kvm.c     QEMU with KVM: no exec or exception log there, so QMP (events, registers)
+ *   boot_step.c    --step: QEMU's gdbstub driven by gdb, EIP and CR3 per instruction
  *   boot_cmd.c     the command line and its modes: scenarios (one or a batch), mutants from
  *                  tests/mutants/catalogue.json, the interrupt-window experiment
+ *   boot_compare.c `shimcheck compare LOG`: a serial log from a PC (or any engine) against
+ *                  the simulator
  *
  * See docs/hardware.md.
  */
@@ -108,7 +114,7 @@ struct boot_opts {
 	int boundary[64];     /* --window: only these (trace indexes); none: every boundary */
 	int nboundary;
 	double timeout;
-	bool verbose, window, no_batch;
+	bool verbose, window, no_batch, step;
 };
 
 /* One exception of a chain, from QEMU's -d int log. */
@@ -157,13 +163,135 @@ struct job {
 struct engine_info {
 	const char *engine;
 	char version[96];
-	char cpu[160];        /* from the kernel's boot line */
+	char cpu[160];        /* from the kernel's boot line: vendor, brand, signature */
 	char loader[64];
+	char cpu_note[160];   /* KVM: the CPU model asked for and what the host could not give */
 	bool booted;
 	int boots;
 	double secs;          /* every boot, summed */
 	double prep_secs;     /* building ISOs (Bochs), summed */
 };
+
+/* ---- the boot log (boot_log.c) ---------------------------------------------------------------------- */
+
+#define KERNEL_ENTER 0x00100010u     /* kernel.ld pins kernel_enter there */
+/* isa-debug-exit values the kernel writes (tools/boot/kernel/kernel.h): QEMU exits with
+ * (value << 1) | 1. */
+#define QEMU_EXIT_OK ((0x10 << 1) | 1)
+#define QEMU_EXIT_FAULT ((0x11 << 1) | 1)
+#define QEMU_EXIT_KERNEL ((0x12 << 1) | 1)
+#define KLOG_MAX_IMAGES 128          /* the kernel's MAX_MODS */
+
+/* One line the kernel prints, decoded. */
+enum ktype { K_BOOT, K_MEMORY, K_IMAGE, K_OBS, K_EXC_HOST, K_EXC_KERNEL, K_ERROR, K_DONE, K_UNKNOWN };
+
+struct kline {
+	enum ktype type;
+	char loader[64], vendor[16], brand[64];  /* boot */
+	uint64_t signature;
+	bool has_signature;
+	int index;                               /* image; error (-1: no image named) */
+	char args[100];
+	uint64_t sum, module_size;
+	bool has_sum, has_module_size;
+	char event[16];                          /* observation */
+	struct obs o;                            /* observation, exception (both phases) */
+	bool has_image;                          /* error */
+	char message[240];
+	char text[240];                          /* exception: the line itself */
+};
+
+/* s[0..n) is one line: -1 it is not a kernel line (no {"type":...), 0 decoded into k,
+ * 1 it is one but does not parse (why says what). */
+int kline_parse(const char *s, size_t n, struct kline *k, char *why, size_t wn);
+
+/* The kernel's lines in an engine's stream, per job (lenient: noise and cut lines skipped). */
+struct kparse {
+	struct engine_info *ei;
+	struct job *jobs;
+	int n;
+	int cur;              /* the image the lines belong to (-1 before the first) */
+	bool done;            /* the kernel's done line (a batch ran to its end) */
+	bool kernel_error;    /* refused before any image: the command line, the modules */
+	bool kernel_fault;    /* the kernel itself faulted */
+	struct obs fault;     /* its vector, error, EIP */
+	char message[300];
+};
+void parse_kernel_lines(char *text, struct kparse *kp);
+
+/* A serial log (`shimcheck compare`): strict. */
+struct klog_image {
+	int index, line, obs_line;
+	char args[100];
+	char scenario[64], variant[48];          /* scenario=NAME variant=NAME in its module string */
+	bool has_sum;
+	uint32_t sum;
+	uint64_t module_size;
+	bool refused;
+	char message[240];
+	bool reset;                              /* the machine booted again before its end */
+	struct obs_list obs;
+};
+
+struct klog {
+	int lines, ignored, boot_line;
+	int nboots, reset_line, after_reset;
+	char loader[64], vendor[16], brand[64];
+	uint64_t signature;
+	bool has_signature;
+	int nregions;
+	int nimages, cap;
+	struct klog_image *img;
+	bool done, cut_short;
+	bool kernel_error, kernel_fault;
+	int fault_line;
+	char fault[240];
+};
+
+/* text[0..n) from file: B_OK, B_INPUT (err: "file:line: why"), B_INTERNAL. klog_free after. */
+int klog_parse(const char *text, size_t n, const char *file, struct klog *l, char *err, size_t errlen);
+void klog_free(struct klog *l);
+
+/* QEMU's -d int,exec log: per job, the exception chain after its kernel_enter. */
+bool trace_addr(const char *line, uint32_t *at);
+void qemu_chains_text(char *s, struct job *jobs, int n);
+/* Bochs: its triple-fault panic (EIP), the first exception in its CPU debug log, a stop at a
+ * debugger breakpoint (and print-stack's frame). */
+bool bochs_triple_fault(const char *s, struct obs *o);
+void bochs_first_exception_text(const char *s, struct obs *o);
+bool bochs_breakpoint(const char *s, uint32_t *at, uint32_t frame[4], bool *frame_known);
+
+/* ---- running things (boot_engine.c) ------------------------------------------------------------------ */
+
+struct proc {
+	bool timed_out;
+	bool stopped;   /* the poll function asked to stop it */
+	int status;     /* exit status, or 128 + signal */
+	double secs;
+};
+typedef bool (*poll_fn)(void *ctx); /* true: stop the program now */
+
+double now_s(void);
+/* argv in cwd, stdin /dev/null, stdout+stderr into out_path, its own process group (killed
+ * on timeout or when poll says so). false: it could not be started. */
+bool run(char *const argv[], const char *cwd, const char *out_path, double timeout, struct proc *r, poll_fn poll,
+	 void *ctx);
+bool find_exe(const char *name, char *out, size_t n);
+char *slurp(const char *path, size_t *len);
+void show_tail(const char *path, int lines);
+unsigned megs_for(const char *dir, const struct job *jobs, int n, unsigned floor);
+int last_started(const struct job *jobs, int n);
+/* QEMU's version line into ei (once). */
+void qemu_version(const char *exe, const char *dir, struct engine_info *ei);
+
+/* KVM (boot_kvm.c): one boot of jobs[0..n), as qemu's; finished = how many images it settled. */
+int kvm_once(const struct boot_opts *bo, const char *dir, const char *kernel, struct job *jobs, int n,
+	     struct engine_info *ei, int *finished);
+
+/* The pipeline's image into dir/name (boot_cmd.c). */
+bool export_image(const struct pipeline *p, const char *dir, const char *name);
+/* --step (boot_step.c): the round trips instruction by instruction on QEMU's gdbstub. */
+int mode_step(const struct boot_opts *bo, const char *dir, const char *kernel, const char *codedir, const char *scen);
 
 /* Boot jobs[0..n) on bo->engine, as few boots as possible (a batch goes on until an image
  * does not come back; the rest boot again). Fills every job's r. Returns B_OK, or

@@ -1,0 +1,342 @@
+/*
+ * boot_step.c: `shimcheck boot --engine qemu --step`: the round trips one instruction at a
+ * time on QEMU, against Unicorn's trace of the same scenario.
+ *
+ * QEMU (TCG) boots the kernel and the image stopped (-S) with its gdbstub on a Unix socket in
+ * the scratch directory; gdb in batch mode connects, breaks at host2monitor (the host half
+ * host_main calls, a linear address in the host space: TCG's breakpoints are QEMU's own, no
+ * byte of the guest is changed) and, from there to host_after_call, prints EIP and CR3
+ * (QEMU's i386 target description has cr0..cr4) and steps: the whole round trip, both
+ * halves, the shim page, the monitor and the guest. Once per round trip. The simulator's
+ * trace gives the same sequence: from each instruction at host2monitor to the next at
+ * host_after_call.
+ *
+ * EIP is compared as the CPU holds it (an offset in CS: gdb's $pc), which is the trace's
+ * eip_off; where CS has a base (cs_wrap) the linear address differs from it by that base on
+ * both sides alike.
+ *
+ * The observer (the kernel's code between round trips) runs outside these stretches, so the
+ * sequences must be equal instruction for instruction: any difference is the engine and
+ * Unicorn executing differently (or a breakpoint gdb could not place).
+ */
+#define _GNU_SOURCE
+#include "boot_int.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define STEP_SLACK 64 /* steps past the simulator's length before a round is given up */
+
+struct step {
+	uint32_t eip, cr3;
+	int32_t insn; /* the trace index (simulator side); -1 on the engine's */
+};
+
+struct seq {
+	int n, cap;
+	struct step *s;
+	bool complete; /* it reached host_after_call */
+};
+
+static bool seq_add(struct seq *q, uint32_t eip, uint32_t cr3, int32_t insn)
+{
+	if (q->n == q->cap) {
+		int cap = q->cap ? 2 * q->cap : 256;
+		struct step *b = realloc(q->s, (size_t)cap * sizeof *b);
+		if (!b)
+			return false;
+		q->s = b;
+		q->cap = cap;
+	}
+	q->s[q->n++] = (struct step){eip, cr3, insn};
+	return true;
+}
+
+/* The simulator's rounds: each from an instruction at host2monitor to the next one at
+ * host_after_call (included). A round cut by a fault ends there, incomplete. */
+static int sim_rounds(const struct pipeline *p, struct seq *rounds, int max)
+{
+	uint32_t entry = p->img.ep[EP_HOST2MONITOR], after = p->img.ep[EP_HOST_AFTER_CALL];
+	int nr = 0;
+	struct seq *cur = NULL;
+	for (uint32_t i = 0; i < p->t.n; i++) {
+		const struct tr_cpu *c = &p->t.insn[i].cpu;
+		if (!cur && c->eip == entry && nr < max)
+			cur = &rounds[nr++];
+		if (!cur)
+			continue;
+		if (!seq_add(cur, c->eip_off, c->cr3, (int32_t)i))
+			return -1;
+		if (c->eip == after) {
+			cur->complete = true;
+			cur = NULL;
+		}
+	}
+	return nr;
+}
+
+/* QEMU in the background, in a process group of its own (stopped at the first instruction,
+ * waiting for gdb). */
+static pid_t spawn(char *const argv[], const char *cwd, const char *out_path)
+{
+	pid_t pid = fork();
+	if (pid < 0)
+		return -1;
+	if (pid == 0) {
+		setpgid(0, 0);
+		int in = open("/dev/null", O_RDONLY);
+		int out = open(out_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+		if (in < 0 || out < 0 || chdir(cwd) != 0)
+			_exit(126);
+		dup2(in, 0);
+		dup2(out, 1);
+		dup2(out, 2);
+		execvp(argv[0], argv);
+		_exit(127);
+	}
+	setpgid(pid, pid);
+	return pid;
+}
+
+static void reap(pid_t pid)
+{
+	if (pid <= 0)
+		return;
+	kill(-pid, SIGKILL);
+	waitpid(pid, NULL, 0);
+}
+
+/* The gdb script: per round, continue to the breakpoint, then print and step until
+ * host_after_call (or the limit). gdb stops reading a batch script at the first error
+ * (QEMU gone), which ends the sequences where they are. */
+static bool write_script(const char *path, const char *sock, uint32_t entry, uint32_t after, int rounds, int limit)
+{
+	FILE *f = fopen(path, "w");
+	if (!f)
+		return false;
+	fprintf(f, "set pagination off\nset confirm off\nset width 0\nset architecture i386\n"
+		   "target remote %s\n"
+		   "break *0x%08" PRIx32 "\n"
+		   "set $round = 0\n"
+		   "while $round < %d\n"
+		   "  continue\n"
+		   "  set $n = 0\n"
+		   "  while $n < %d\n"
+		   "    printf \"STEP %%d %%x %%x %%x %%x %%x %%x %%x %%x %%x %%x %%x\\n\", $round, $pc, $cr3, $esp, $eflags, "
+		   "$eax, $ecx, $edx, $ebx, $ebp, $esi, $edi\n"
+		   "    if $pc == 0x%08" PRIx32 "\n"
+		   "      loop_break\n"
+		   "    end\n"
+		   "    stepi\n"
+		   "    set $n = $n + 1\n"
+		   "  end\n"
+		   "  set $round = $round + 1\n"
+		   "end\n"
+		   "printf \"STEPS DONE\\n\"\n"
+		   "kill\n",
+		sock, entry, rounds, limit, after);
+	return fclose(f) == 0;
+}
+
+static void show_steps(const struct pipeline *p, const struct seq *e, const struct seq *s, int at)
+{
+	printf("  %-5s %-21s %-21s %s\n", "step", "qemu eip/cr3", "unicorn eip/cr3", "unicorn's instruction");
+	int from = at > 3 ? at - 3 : 0, to = at + 3;
+	for (int k = from; k <= to && (k < e->n || k < s->n); k++) {
+		char a[32] = "(none)", b[32] = "(none)";
+		if (k < e->n)
+			snprintf(a, sizeof a, "%08" PRIx32 " %08" PRIx32, e->s[k].eip, e->s[k].cr3);
+		if (k < s->n)
+			snprintf(b, sizeof b, "%08" PRIx32 " %08" PRIx32, s->s[k].eip, s->s[k].cr3);
+		const char *text = k < s->n ? p->t.insn[s->s[k].insn].text : "";
+		printf("  %-5d %-21s %-21s %-40s%s\n", k, a, b, text, k == at ? " <--" : "");
+	}
+}
+
+int mode_step(const struct boot_opts *bo, const char *dir, const char *kernel, const char *codedir, const char *scen)
+{
+	static struct pipeline p;
+	pl_init(&p);
+	enum pl_status st = pl_load_code(&p, codedir);
+	if (st == PL_OK)
+		st = pl_load_scenario(&p, scen);
+	if (st != PL_OK) {
+		fprintf(stderr, "shimcheck boot: %s\n", p.err);
+		pl_free(&p);
+		return (int)st;
+	}
+	if (!export_image(&p, dir, "image.bin")) {
+		pl_free(&p);
+		return B_INTERNAL;
+	}
+	st = pl_run(&p);
+	if (st != PL_OK && st != PL_VIOLATION) {
+		fprintf(stderr, "shimcheck boot: %s\n", p.err);
+		pl_free(&p);
+		return (int)st;
+	}
+	enum { MAXR = 70 };
+	static struct seq sr[MAXR], er[MAXR];
+	memset(sr, 0, sizeof sr);
+	memset(er, 0, sizeof er);
+	int nr = sim_rounds(&p, sr, MAXR), longest = 0;
+	for (int r = 0; r < nr; r++)
+		longest = sr[r].n > longest ? sr[r].n : longest;
+	int rc = B_OK;
+	char qemu[PATH_MAX], gdb[PATH_MAX], path[PATH_MAX + 32], sock[PATH_MAX + 32], script[PATH_MAX + 32];
+	const char *want = getenv("SHIMCHECK_QEMU") ? getenv("SHIMCHECK_QEMU") : "qemu-system-i386";
+	const char *gwant = getenv("SHIMCHECK_GDB") ? getenv("SHIMCHECK_GDB") : "gdb";
+	pid_t qpid = -1;
+	struct proc pr;
+	struct engine_info ei;
+	memset(&ei, 0, sizeof ei);
+	if (nr <= 0) {
+		fprintf(stderr, "shimcheck boot: --step: the simulator's run never enters host2monitor (%s)\n",
+			tr_end_name(p.t.end));
+		rc = nr < 0 ? B_INTERNAL : B_INPUT;
+		goto out;
+	}
+	if (!find_exe(want, qemu, sizeof qemu) || !find_exe(gwant, gdb, sizeof gdb)) {
+		fprintf(stderr, "shimcheck boot: --step: %s not found (Debian: %s); engine unavailable\n",
+			find_exe(want, qemu, sizeof qemu) ? gwant : want,
+			find_exe(want, qemu, sizeof qemu) ? "gdb" : "qemu-system-x86");
+		rc = B_UNAVAILABLE;
+		goto out;
+	}
+	qemu_version(qemu, dir, &ei);
+	snprintf(sock, sizeof sock, "%s/gdb.sock", dir);
+	snprintf(script, sizeof script, "%s/step.gdb", dir);
+	unlink(sock);
+	if (!write_script(script, sock, p.img.ep[EP_HOST2MONITOR], p.img.ep[EP_HOST_AFTER_CALL], nr, longest + STEP_SLACK)) {
+		fprintf(stderr, "shimcheck boot: %s: cannot write\n", script);
+		rc = B_INTERNAL;
+		goto out;
+	}
+	char gdbarg[PATH_MAX + 64], mem[16];
+	snprintf(gdbarg, sizeof gdbarg, "unix:%s,server=on,wait=off", sock);
+	struct job j;
+	memset(&j, 0, sizeof j);
+	snprintf(j.image, sizeof j.image, "image.bin");
+	snprintf(mem, sizeof mem, "%u", megs_for(dir, &j, 1, 128));
+	char *qargv[] = {qemu, "-accel", "tcg", "-cpu", "Penryn", "-m", mem, "-nodefaults", "-display", "none", "-no-reboot",
+			 "-monitor", "none", "-kernel", (char *)kernel, "-initrd", "image.bin", "-debugcon", "file:e9.log",
+			 "-serial", "file:com1.log", "-device", "isa-debug-exit,iobase=0xf4,iosize=0x04", "-gdb", gdbarg, "-S", NULL};
+	snprintf(path, sizeof path, "%s/qemu.out", dir);
+	double t0 = now_s();
+	qpid = spawn(qargv, dir, path);
+	if (qpid < 0) {
+		fprintf(stderr, "shimcheck boot: %s: cannot run it\n", qemu);
+		rc = B_INTERNAL;
+		goto out;
+	}
+	while (access(sock, F_OK) != 0 && now_s() - t0 < 10 && waitpid(qpid, NULL, WNOHANG) == 0) {
+		struct timespec d = {0, 5 * 1000 * 1000};
+		nanosleep(&d, NULL);
+	}
+	if (access(sock, F_OK) != 0) {
+		fprintf(stderr, "shimcheck boot: --step: QEMU made no gdbstub socket\n");
+		show_tail(path, 10);
+		rc = B_INTERNAL;
+		goto out;
+	}
+	char *gargv[] = {gdb, "-batch", "-nx", "-x", script, NULL};
+	snprintf(path, sizeof path, "%s/gdb.out", dir);
+	if (!run(gargv, dir, path, bo->timeout * 3, &pr, NULL, NULL)) {
+		fprintf(stderr, "shimcheck boot: %s: cannot run it\n", gdb);
+		rc = B_INTERNAL;
+		goto out;
+	}
+	double secs = now_s() - t0;
+	char *outp = slurp(path, NULL);
+	int steps = 0, null_steps = 0;
+	bool done = outp && strstr(outp, "STEPS DONE");
+	unsigned prev[12] = {0};
+	for (char *line = outp ? strtok(outp, "\n") : NULL; line; line = strtok(NULL, "\n")) {
+		int r;
+		unsigned v[11];
+		if (sscanf(line, "STEP %d %x %x %x %x %x %x %x %x %x %x %x", &r, &v[0], &v[1], &v[2], &v[3], &v[4], &v[5],
+			   &v[6], &v[7], &v[8], &v[9], &v[10]) == 12 &&
+		    r >= 0 && r < nr) {
+			/* QEMU's gdbstub now and then ends a single step without executing anything
+			 * (seen right after MOV CR3: TCG leaves its execution loop to flush, and the
+			 * step is reported done): the same EIP with every register the same. No
+			 * instruction of these windows does that (no REP, no jump to itself). */
+			if (er[r].n && (unsigned)r == prev[0] && memcmp(prev + 1, v, sizeof v) == 0) {
+				null_steps++;
+				continue;
+			}
+			prev[0] = (unsigned)r;
+			memcpy(prev + 1, v, sizeof v);
+			uint32_t eip = v[0], cr3 = v[1];
+			if (!seq_add(&er[r], eip, cr3, -1)) {
+				rc = B_INTERNAL;
+				break;
+			}
+			if (eip == p.img.ep[EP_HOST_AFTER_CALL])
+				er[r].complete = true;
+			steps++;
+		}
+	}
+	free(outp);
+	if (rc != B_OK)
+		goto out;
+	if (steps == 0) {
+		fprintf(stderr, "shimcheck boot: --step: gdb recorded no step (status %d%s)\n", pr.status,
+			pr.timed_out ? ", timed out" : "");
+		show_tail(path, 15);
+		rc = B_INTERNAL;
+		goto out;
+	}
+	printf("shimcheck boot --step: engine qemu (%s; TCG, gdbstub, gdb batch), variant %s, scenario %s: EIP and CR3 before "
+	       "every instruction from host2monitor (0x%08" PRIx32 ") to host_after_call (0x%08" PRIx32 "), per round trip\n",
+	       ei.version[0] ? ei.version : "?", p.code.variant, p.sc.name, p.img.ep[EP_HOST2MONITOR],
+	       p.img.ep[EP_HOST_AFTER_CALL]);
+	int same = 0;
+	for (int r = 0; r < nr && rc == B_OK; r++) {
+		const struct seq *e = &er[r], *s = &sr[r];
+		int at = -1;
+		for (int k = 0; k < e->n || k < s->n; k++)
+			if (k >= e->n || k >= s->n || e->s[k].eip != s->s[k].eip || e->s[k].cr3 != s->s[k].cr3) {
+				at = k;
+				break;
+			}
+		if (at < 0) {
+			printf("round %d: %d instructions, identical%s\n", r + 1, s->n, s->complete ? "" : " (the simulator's run ends in it)");
+			same++;
+			continue;
+		}
+		rc = B_DIVERGE;
+		if (at < e->n && at < s->n)
+			printf("DIVERGENCE at round %d, step %d (trace #%d): %s qemu %08" PRIx32 "/%08" PRIx32 ", unicorn %08" PRIx32
+			       "/%08" PRIx32 " (eip/cr3)\n",
+			       r + 1, at, s->s[at].insn, e->s[at].eip != s->s[at].eip ? "eip:" : "cr3:", e->s[at].eip, e->s[at].cr3,
+			       s->s[at].eip, s->s[at].cr3);
+		else
+			printf("DIVERGENCE at round %d, step %d: %s\n", r + 1, at,
+			       at >= e->n ? (done || e->n ? "qemu's round ends here (gdb's steps stop), unicorn goes on"
+							   : "qemu never reached this round")
+					  : "unicorn's round ends here, qemu goes on");
+		show_steps(&p, e, s, at);
+	}
+	printf("%s: %d of %d round trips identical, %d steps on qemu (+%d that executed nothing), %.2f s (gdb %.2f s)%s\n",
+	       rc == B_OK ? "STEP PASS" : "STEP FAIL", same, nr, steps, null_steps, secs, pr.secs,
+	       p.t.end == END_DONE ? "" : "; the simulator's run does not end normally");
+	if (rc == B_OK && st == PL_VIOLATION)
+		rc = B_DIVERGE; /* a violating scenario is never a pass */
+out:
+	reap(qpid);
+	for (int r = 0; r < MAXR; r++) {
+		free(sr[r].s);
+		free(er[r].s);
+	}
+	pl_free(&p);
+	return rc;
+}
