@@ -1149,9 +1149,14 @@ bool engine_load(struct engine *e, const struct image *img, char *err, size_t er
 	 * the translated blocks (Unicorn did not see this write). */
 	static const uint8_t zero[PGSIZE];
 	uint64_t used = image_used(img), npages = e->size >> PGSHIFT;
-	bool flush = fresh || e->exec_unknown, changed = false;
+	bool flush = fresh, changed = false;
 	for (uint64_t p = 0; p < npages; p++) {
 		uint64_t off = p << PGSHIFT;
+		/* After a run without recording, which pages ran is not known: count as run every
+		 * page either image used and every page the run wrote (all others stayed zero,
+		 * and blocks translated from them still match). */
+		if (e->exec_unknown && (off < used || off < e->used || e->dirty[p]))
+			e->exec[p] = 1;
 		if (off >= used && off >= e->used && !e->dirty[p])
 			continue;
 		const uint8_t *src = off < used ? img->pm.bytes + off : zero;
@@ -1174,7 +1179,6 @@ bool engine_load(struct engine *e, const struct image *img, char *err, size_t er
 	if (flush) {
 		uc_ctl_flush_tb(e->uc);
 		memset(e->exec, 0, (size_t)npages);
-		e->exec_unknown = false;
 	} else if (changed) {
 		/* A new image: drop the blocks translated on the pages that ran, by physical
 		 * address (paging is off in the pristine context, and its TLB is emptied first so
@@ -1198,6 +1202,7 @@ bool engine_load(struct engine *e, const struct image *img, char *err, size_t er
 		snprintf(err, errlen, "%s", e->err);
 		return false;
 	}
+	e->exec_unknown = false;
 	uc_ctl_flush_tlb(e->uc);
 	uc_err u = uc_context_save(e->uc, e->clean);
 	if (u != UC_ERR_OK) {

@@ -76,7 +76,8 @@ enum pl_status pl_load_scenario(struct pipeline *p, const char *path)
 	return pl_set_scenario(p, &p->sc, path);
 }
 
-enum pl_status pl_run(struct pipeline *p)
+/* Open the engine on first use and give it the image. */
+static enum pl_status ready(struct pipeline *p)
 {
 	char err[256];
 	if (!p->have_img || !p->have_code) {
@@ -92,6 +93,27 @@ enum pl_status pl_run(struct pipeline *p)
 		return PL_INTERNAL;
 	}
 	p->loaded = true; /* the engine keeps the image until the next scenario */
+	return PL_OK;
+}
+
+enum pl_status pl_run_raw(struct pipeline *p)
+{
+	enum pl_status s = ready(p);
+	if (s != PL_OK)
+		return s;
+	struct run_limits lim = {0, 0, false};
+	if (!engine_run(p->eng, &p->t, &lim)) {
+		snprintf(p->err, sizeof p->err, "engine: %s", p->t.end_detail);
+		return PL_INTERNAL;
+	}
+	return p->t.end == END_DONE ? PL_OK : PL_VIOLATION;
+}
+
+enum pl_status pl_run(struct pipeline *p)
+{
+	enum pl_status s = ready(p);
+	if (s != PL_OK)
+		return s;
 	struct run_limits lim = {0, 0, true};
 	if (!engine_run(p->eng, &p->t, &lim)) {
 		snprintf(p->err, sizeof p->err, "engine: %s", p->t.end_detail);

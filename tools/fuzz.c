@@ -150,6 +150,11 @@ static void fuzz_job(const struct fuzz_opts *o, struct pipeline *p, int job, str
 			st->per_reason[why == SC_OK ? SC_FULL : why]++;
 			continue;
 		}
+		if (o->floor) {
+			if (pl_run_raw(p) == PL_INTERNAL)
+				st->internal++;
+			continue;
+		}
 		s = pl_run(p);
 		if (s == PL_OK)
 			continue;
