@@ -35,10 +35,82 @@ static struct paging_regs regs_at(const struct physmem *pm, const struct tr_cpu 
 	return r;
 }
 
+/*
+ * Walks done at earlier boundaries, by page and access, under one set of paging registers.
+ * Most boundaries of a window walk the same few pages (the IDT, the GDT, the handler, the
+ * stack, the data area) under the same tables, so they are walked once; a walk stays valid
+ * until the paging registers change or a recorded write lands on a paging-structure page it
+ * read.
+ */
+#define WMEMO_MAX 24
+
+struct wmemo {
+	struct paging_regs r;
+	int n;
+	struct wmemo_entry {
+		uint32_t page;
+		enum access acc;
+		enum walk_status status;
+		uint32_t err;
+		uint64_t pa_page;
+		int nt;
+		uint64_t table[WALK_MAX_LEVELS]; /* the paging-structure pages the walk read */
+	} e[WMEMO_MAX];
+};
+
+/* The paging registers of the next walks: the memo's entries hold only for the same ones. */
+static void mwalk_regs(struct wmemo *m, const struct paging_regs *r)
+{
+	/* field by field: the struct has padding, which memcmp would read */
+	bool same = m->r.cr0 == r->cr0 && m->r.cr3 == r->cr3 && m->r.cr4 == r->cr4 && m->r.efer == r->efer;
+	for (int k = 0; k < 4; k++)
+		same &= m->r.pdpte[k] == r->pdpte[k];
+	if (!same)
+		m->n = 0;
+	m->r = *r;
+}
+
+/* paging_walk of lin under the registers of the last mwalk_regs, through the memo; only
+ * status, pa and err are filled in. */
+static struct walk mwalk(struct wmemo *m, const struct physmem *pm, const struct paging_regs *r, uint32_t lin,
+			 enum access acc)
+{
+	int i = 0;
+	while (i < m->n && (m->e[i].page != (lin & PGMASK) || m->e[i].acc != acc))
+		i++;
+	if (i == m->n) {
+		struct walk w = paging_walk(pm, r, lin & PGMASK, acc, 0);
+		struct wmemo_entry x = {lin & PGMASK, acc, w.status, w.err, w.pa & ~(uint64_t)0xFFF, w.nlevels, {0}};
+		for (int k = 0; k < w.nlevels; k++)
+			x.table[k] = w.level[k].entry_pa & ~(uint64_t)0xFFF;
+		if (m->n == WMEMO_MAX)
+			i = 0; /* full: the oldest entry goes */
+		else
+			m->n++;
+		m->e[i] = x;
+	}
+	struct walk w = {.status = m->e[i].status, .lin = lin, .err = m->e[i].err};
+	if (w.status == WALK_OK)
+		w.pa = m->e[i].pa_page + (lin & 0xFFF);
+	return w;
+}
+
+/* A write at physical pa, applied or undone: forget the walks that read its page. */
+static void mwalk_written(struct wmemo *m, uint64_t pa)
+{
+	uint64_t page = pa & ~(uint64_t)0xFFF;
+	for (int i = 0; i < m->n; i++)
+		for (int k = 0; k < m->e[i].nt; k++)
+			if (m->e[i].table[k] == page) {
+				m->n = 0; /* rare (the windows write no paging structure): start over */
+				return;
+			}
+}
+
 /* Read n bytes at a linear address through the tables in force; false if any byte faults.
  * One walk per page touched. */
-static bool read_lin(const struct physmem *pm, const struct paging_regs *r, uint32_t lin, uint8_t *out, unsigned n,
-		     uint64_t *pa0)
+static bool read_lin(struct wmemo *m, const struct physmem *pm, const struct paging_regs *r, uint32_t lin,
+		     uint8_t *out, unsigned n, uint64_t *pa0)
 {
 	unsigned done = 0;
 	while (done < n) {
@@ -46,7 +118,7 @@ static bool read_lin(const struct physmem *pm, const struct paging_regs *r, uint
 		unsigned chunk = PGSIZE - (at & 0xFFF);
 		if (chunk > n - done)
 			chunk = n - done;
-		struct walk w = paging_walk(pm, r, at, ACC_READ, 0);
+		struct walk w = mwalk(m, pm, r, at, ACC_READ);
 		const uint8_t *p = w.status == WALK_OK ? phys_ptr(pm, w.pa, chunk) : NULL;
 		if (!p)
 			return false;
@@ -88,9 +160,9 @@ struct delivered {
 };
 
 /* The verdict for delivering `vector` with the CPU as in c and memory as in pm. */
-static enum wverdict judge(const struct physmem *pm, const struct paging_regs *rp, const struct image *img,
-			   const struct tr_cpu *c, unsigned vector, bool want_safe_reasons, char *why, size_t n,
-			   struct delivered *dl)
+static enum wverdict judge(struct wmemo *m, const struct physmem *pm, const struct paging_regs *rp,
+			   const struct image *img, const struct tr_cpu *c, unsigned vector, bool want_safe_reasons, char *why,
+			   size_t n, struct delivered *dl)
 {
 	const struct paging_regs r = *rp;
 	if (c->idtr_limit < 8 * vector + 7) {
@@ -99,7 +171,7 @@ static enum wverdict judge(const struct physmem *pm, const struct paging_regs *r
 	}
 	uint8_t g[8], d[8];
 	uint64_t gate_pa = 0;
-	if (!read_lin(pm, &r, c->idtr_base + 8 * vector, g, 8, &gate_pa)) {
+	if (!read_lin(m, pm, &r, c->idtr_base + 8 * vector, g, 8, &gate_pa)) {
 		snprintf(why, n, "IDT gate at 0x%08" PRIx32 " not mapped under CR3 %08" PRIx32 " (the IDT in force is not "
 			 "reachable in this space)", c->idtr_base + 8 * vector, c->cr3);
 		return WV_UNSAFE;
@@ -119,7 +191,7 @@ static enum wverdict judge(const struct physmem *pm, const struct paging_regs *r
 		return WV_UNSAFE;
 	}
 	if (SEL_INDEX(gd.sel) + 7 > c->gdtr_limit ||
-	    !read_lin(pm, &r, c->gdtr_base + SEL_INDEX(gd.sel), d, 8, NULL)) {
+	    !read_lin(m, pm, &r, c->gdtr_base + SEL_INDEX(gd.sel), d, 8, NULL)) {
 		snprintf(why, n, "handler selector 0x%04x: its descriptor in the GDT in force (0x%08" PRIx32 ") is not reachable",
 			 gd.sel, c->gdtr_base);
 		return WV_UNSAFE;
@@ -130,7 +202,7 @@ static enum wverdict judge(const struct physmem *pm, const struct paging_regs *r
 		return WV_UNSAFE;
 	}
 	uint32_t handler = cs.base + gd.offset;
-	struct walk hw = paging_walk(pm, &r, handler, ACC_FETCH, 0);
+	struct walk hw = mwalk(m, pm, &r, handler, ACC_FETCH);
 	if (hw.status != WALK_OK) {
 		snprintf(why, n, "handler 0x%08" PRIx32 " not mapped for fetch under CR3 %08" PRIx32, handler, c->cr3);
 		return WV_UNSAFE;
@@ -151,7 +223,7 @@ static enum wverdict judge(const struct physmem *pm, const struct paging_regs *r
 	for (unsigned k = 0; k < 12; k += 4) {
 		if (k && ((sp + k) & PGMASK) == (sp & PGMASK))
 			continue; /* same page as the first push: same walk */
-		struct walk sw = paging_walk(pm, &r, sp + k, ACC_WRITE, 0);
+		struct walk sw = mwalk(m, pm, &r, sp + k, ACC_WRITE);
 		if (sw.status != WALK_OK) {
 			snprintf(why, n, "the push at SS:ESP-12 = 0x%08" PRIx32 " faults (error 0x%x) under CR3 %08" PRIx32
 				 ": #PF during delivery, then #DF through the same IDT", sp + k, sw.err, c->cr3);
@@ -219,6 +291,9 @@ struct hf {
 	struct hf_slot slot[HF_SLOTS];
 	int npage;
 	uint64_t wpage[4];     /* physical pages the handler may write: its data, its stack */
+	uint64_t note_pa;      /* the shim's handler: D_NMI_PENDING, which it must write (else 0) */
+	bool noted;
+	struct wmemo *m;       /* the analysis' walks */
 };
 
 /* The general register a Capstone register is part of (0..7 = EAX..EDI), or -1; *full says
@@ -282,7 +357,7 @@ static bool hf_access(struct hf *h, uint32_t lin, unsigned size, bool write, cha
 		uint32_t at = lin + k;
 		if (k && (at & 0xFFF) != 0)
 			continue; /* one walk per page */
-		struct walk w = paging_walk(h->pm, h->r, at, write ? ACC_WRITE : ACC_READ, 0);
+		struct walk w = mwalk(h->m, h->pm, h->r, at, write ? ACC_WRITE : ACC_READ);
 		if (w.status != WALK_OK) {
 			snprintf(why, n, "its %s of 0x%08" PRIx32 " faults (error 0x%x) under CR3 %08" PRIx32,
 				 write ? "write" : "read", at, w.err, h->r->cr3);
@@ -291,6 +366,10 @@ static bool hf_access(struct hf *h, uint32_t lin, unsigned size, bool write, cha
 		bool ok = !write;
 		for (int p = 0; p < h->npage; p++)
 			ok |= (w.pa & ~(uint64_t)0xFFF) == h->wpage[p];
+		/* the bytes of this page the access covers: do they include the note? */
+		unsigned left = size - k, in_page = PGSIZE - (at & 0xFFF);
+		uint64_t end = w.pa + (left < in_page ? left : in_page);
+		h->noted |= write && h->note_pa && h->note_pa >= w.pa && h->note_pa < end;
 		if (!ok) {
 			snprintf(why, n, "its write of 0x%08" PRIx32 " reaches physical 0x%" PRIx64
 				 ", neither its own data nor the stack it runs on", at, w.pa);
@@ -334,10 +413,59 @@ static bool hf_load(struct hf *h, uint32_t lin, uint32_t *v, bool *known, char *
 		*v = s->v;
 		*known = s->known;
 	} else {
-		*known = read_lin(h->pm, h->r, lin, b, 4, NULL);
+		*known = read_lin(h->m, h->pm, h->r, lin, b, 4, NULL);
 		*v = *known ? get4(b) : 0;
 	}
 	return true;
+}
+
+/* Decoded handler instructions, kept across boundaries and runs: the handler's bytes seldom
+ * change, and decoding (Capstone formats each instruction's text) costs more than the rest of
+ * the walk. An entry serves the same physical address, EIP and instruction bytes. */
+#define HF_CACHE 32
+
+struct hf_decoded {
+	bool valid;
+	uint64_t pa;
+	uint32_t eip;
+	uint8_t bytes[16];
+	cs_insn insn;       /* insn.detail points at detail below */
+	cs_detail detail;
+	bool regs_ok;       /* cs_regs_access answered: */
+	uint8_t nw;
+	cs_regs rw;         /* the registers it writes */
+};
+
+static struct hf_decoded hf_cache[HF_CACHE];
+
+static const struct hf_decoded *hf_decode(struct hf *h, uint64_t pa, uint32_t eip, const uint8_t *b, size_t got)
+{
+	struct hf_decoded *d = &hf_cache[(pa ^ (pa >> 5)) % HF_CACHE];
+	if (d->valid && d->pa == pa && d->eip == eip && got >= d->insn.size && memcmp(d->bytes, b, d->insn.size) == 0)
+		return d;
+	const uint8_t *code = b;
+	uint64_t addr = eip;
+	d->valid = false;
+	if (!cs_disasm_iter(h->cs, &code, &got, &addr, h->in))
+		return NULL;
+	d->insn = *h->in;
+	d->detail = *h->in->detail;
+	d->insn.detail = &d->detail;
+	memcpy(d->bytes, b, d->insn.size);
+	cs_regs rr;
+	uint8_t nr = 0;
+	d->regs_ok = cs_regs_access(h->cs, h->in, rr, &nr, d->rw, &d->nw) == CS_ERR_OK;
+	d->pa = pa;
+	d->eip = eip;
+	d->valid = true;
+	return d;
+}
+
+/* Its text, for a reason. */
+static const char *hf_text(const cs_insn *in, char *buf, size_t n)
+{
+	snprintf(buf, n, "%s%s%s", in->mnemonic, in->op_str[0] ? " " : "", in->op_str);
+	return buf;
 }
 
 /* Instructions that change state the walk does not model: it stops there. */
@@ -364,15 +492,18 @@ static bool hf_system(const cs_insn *in)
 
 /* An instruction the walk has no special case for: check its memory operands, forget the
  * general registers it writes. */
-static bool hf_generic(struct hf *h, const cs_insn *in, const char *text, char *why, size_t n)
+static bool hf_generic(struct hf *h, const struct hf_decoded *d, char *why, size_t n)
 {
+	const cs_insn *in = &d->insn;
 	const cs_x86 *x = &in->detail->x86;
+	char text[64];
 	for (int i = 0; i < x->op_count; i++) {
 		const cs_x86_op *op = &x->operands[i];
 		if (op->type == X86_OP_REG && i == 0) {
 			bool full;
 			if (gpr_of(op->reg, &full) < 0) { /* a segment, control or debug register */
-				snprintf(why, n, "the model cannot follow `%s` (it loads %s)", text, cs_reg_name(h->cs, op->reg));
+				snprintf(why, n, "the model cannot follow `%s` (it loads %s)", hf_text(in, text, sizeof text),
+					 cs_reg_name(h->cs, op->reg));
 				return false;
 			}
 		}
@@ -380,7 +511,8 @@ static bool hf_generic(struct hf *h, const cs_insn *in, const char *text, char *
 			continue;
 		uint32_t lin;
 		if (!hf_addr(h, op, true, &lin)) {
-			snprintf(why, n, "the model cannot follow `%s` (its address depends on a register it does not know)", text);
+			snprintf(why, n, "the model cannot follow `%s` (its address depends on a register it does not know)",
+				 hf_text(in, text, sizeof text));
 			return false;
 		}
 		/* Capstone 4 leaves access off some operands: then take both */
@@ -393,19 +525,19 @@ static bool hf_generic(struct hf *h, const cs_insn *in, const char *text, char *
 			hf_clobber(h, lin, op->size);
 		}
 	}
-	cs_regs rr, rw;
-	uint8_t nr = 0, nw = 0;
-	if (cs_regs_access(h->cs, in, rr, &nr, rw, &nw) != CS_ERR_OK) {
-		snprintf(why, n, "the model cannot follow `%s` (Capstone does not say what it writes)", text);
+	if (!d->regs_ok) {
+		snprintf(why, n, "the model cannot follow `%s` (Capstone does not say what it writes)",
+			 hf_text(in, text, sizeof text));
 		return false;
 	}
-	for (int i = 0; i < nw; i++) {
+	for (int i = 0; i < d->nw; i++) {
 		bool full;
-		int g = gpr_of(rw[i], &full);
-		if (rw[i] == X86_REG_EFLAGS || rw[i] == X86_REG_EIP)
+		int g = gpr_of(d->rw[i], &full);
+		if (d->rw[i] == X86_REG_EFLAGS || d->rw[i] == X86_REG_EIP)
 			continue; /* IRET restores EFLAGS from the frame */
 		if (g < 0 || g == R_ESP) {
-			snprintf(why, n, "the model cannot follow `%s` (it writes %s)", text, cs_reg_name(h->cs, rw[i]));
+			snprintf(why, n, "the model cannot follow `%s` (it writes %s)", hf_text(in, text, sizeof text),
+				 cs_reg_name(h->cs, d->rw[i]));
 			return false;
 		}
 		h->known[g] = false;
@@ -420,30 +552,31 @@ static enum hf_end hf_run(struct hf *h, char *why, size_t n)
 		uint32_t lin = h->cs_base + h->eip;
 		uint8_t b[16];
 		size_t got = 0;
+		uint64_t pa0 = UINT64_MAX;
 		while (got < sizeof b) { /* the bytes fetchable from lin, up to 16 */
 			uint32_t at = lin + (uint32_t)got;
-			struct walk w = paging_walk(h->pm, h->r, at, ACC_FETCH, 0);
+			struct walk w = mwalk(h->m, h->pm, h->r, at, ACC_FETCH);
 			size_t chunk = PGSIZE - (at & 0xFFF);
 			if (chunk > sizeof b - got)
 				chunk = sizeof b - got;
 			const uint8_t *p = w.status == WALK_OK ? phys_ptr(h->pm, w.pa, chunk) : NULL;
 			if (!p)
 				break;
+			if (got == 0)
+				pa0 = w.pa;
 			memcpy(b + got, p, chunk);
 			got += chunk;
 		}
-		const uint8_t *code = b;
-		uint64_t addr = h->eip;
-		if (!cs_disasm_iter(h->cs, &code, &got, &addr, h->in)) {
+		const struct hf_decoded *d = got ? hf_decode(h, pa0, h->eip, b, got) : NULL;
+		if (!d) {
 			snprintf(why, n, "the handler's instruction at 0x%08" PRIx32 " cannot be fetched or decoded under CR3 %08" PRIx32,
 				 lin, h->r->cr3);
 			return HF_CANNOT;
 		}
-		const cs_insn *in = h->in;
+		const cs_insn *in = &d->insn;
 		const cs_x86 *x = &in->detail->x86;
 		const cs_x86_op *o0 = &x->operands[0], *o1 = &x->operands[1];
 		char text[64];
-		snprintf(text, sizeof text, "%s%s%s", in->mnemonic, in->op_str[0] ? " " : "", in->op_str);
 		uint32_t next = h->eip + in->size;
 		bool full = false;
 		int g0 = x->op_count > 0 && o0->type == X86_OP_REG ? gpr_of(o0->reg, &full) : -1;
@@ -530,14 +663,16 @@ static enum hf_end hf_run(struct hf *h, char *why, size_t n)
 				h->known[g0] = h->known[g1];
 			} else if (r0 && g0 != R_ESP && o1->type == X86_OP_MEM) {
 				if (!hf_addr(h, o1, true, &at)) {
-					snprintf(why, n, "the model cannot follow `%s` (its address depends on a register it does not know)", text);
+					snprintf(why, n, "the model cannot follow `%s` (its address depends on a register it does not know)",
+						 hf_text(in, text, sizeof text));
 					return HF_CANNOT;
 				}
 				if (!hf_load(h, at, &h->gpr[g0], &h->known[g0], why, n))
 					return HF_CANNOT;
 			} else if (o0->type == X86_OP_MEM && (o1->type == X86_OP_IMM || (g1 >= 0 && full1))) {
 				if (!hf_addr(h, o0, true, &at)) {
-					snprintf(why, n, "the model cannot follow `%s` (its address depends on a register it does not know)", text);
+					snprintf(why, n, "the model cannot follow `%s` (its address depends on a register it does not know)",
+						 hf_text(in, text, sizeof text));
 					return HF_CANNOT;
 				}
 				if (!hf_access(h, at, 4, true, why, n))
@@ -554,10 +689,10 @@ static enum hf_end hf_run(struct hf *h, char *why, size_t n)
 		default:
 		generic:
 			if (hf_system(in)) {
-				snprintf(why, n, "the model cannot follow `%s` at 0x%08" PRIx32, text, lin);
+				snprintf(why, n, "the model cannot follow `%s` at 0x%08" PRIx32, hf_text(in, text, sizeof text), lin);
 				return HF_CANNOT;
 			}
-			if (!hf_generic(h, in, text, why, n))
+			if (!hf_generic(h, d, why, n))
 				return HF_CANNOT;
 			break;
 		}
@@ -589,10 +724,14 @@ static enum wreturn judge_return(const struct physmem *pm, const struct paging_r
 	hf_store(h, dl->sp + 8, c->eflags, true);
 	h->npage = 0;
 	h->wpage[h->npage++] = dl->stack_pa & ~(uint64_t)0xFFF;
-	if (dl->owner == OWNER_SHIM)
+	h->note_pa = 0;
+	h->noted = false;
+	if (dl->owner == OWNER_SHIM) {
 		h->wpage[h->npage++] = img->shim_pa; /* D_NMI_PENDING, and its own stack */
-	else if (dl->owner >= 0)
+		h->note_pa = img->shim_pa + SHIM_DATA_OFF + D_NMI_PENDING;
+	} else if (dl->owner >= 0) {
 		h->wpage[h->npage++] = img->w[dl->owner].obj_pa[OBJ_STACK];
+	}
 	char step[200];
 	enum hf_end end = hf_run(h, step, sizeof step);
 	if (end == HF_STOPS) {
@@ -629,7 +768,7 @@ static enum wreturn judge_return(const struct physmem *pm, const struct paging_r
 		return WRN_FAULTS;
 	}
 	uint8_t d[8];
-	if (!read_lin(pm, r, gdt_at, d, 8, NULL)) {
+	if (!read_lin(h->m, pm, r, gdt_at, d, 8, NULL)) {
 		if (r->cr0 & CR0_PG)
 			snprintf(why, n, "the handler's IRET reloads CS 0x%04x from 0x%08" PRIx32 " in the GDT in force (0x%08" PRIx32
 				 "), not mapped under CR3 %08" PRIx32 ": #PF", sel, gdt_at, c->gdtr_base, c->cr3);
@@ -657,7 +796,7 @@ static enum wreturn judge_return(const struct physmem *pm, const struct paging_r
 	}
 	if (!(cd.type & STA_A)) {
 		/* the CPU sets the accessed bit as it loads the descriptor: a write to the GDT */
-		struct walk aw = paging_walk(pm, r, gdt_at + 5, ACC_WRITE, 0);
+		struct walk aw = mwalk(h->m, pm, r, gdt_at + 5, ACC_WRITE);
 		if (aw.status != WALK_OK) {
 			snprintf(why, n, "the handler's IRET sets the accessed bit of CS 0x%04x at 0x%08" PRIx32
 				 ", not writable under CR3 %08" PRIx32 " (error 0x%x): #PF", sel, gdt_at + 5, c->cr3, aw.err);
@@ -679,6 +818,12 @@ static enum wreturn judge_return(const struct physmem *pm, const struct paging_r
 	if ((fr[2] ^ c->eflags) & ~0x10000u) { /* RF aside */
 		snprintf(why, n, "the handler's IRET restores EFLAGS %08" PRIx32 ", not the interrupted %08" PRIx32, fr[2],
 			 c->eflags);
+		return WRN_FAULTS;
+	}
+	if (h->note_pa && !h->noted) {
+		/* the shim cannot take the NMI itself: the target world must re-raise it */
+		snprintf(why, n, "the handler returns without writing D_NMI_PENDING (physical 0x%" PRIx64 "): the NMI is lost",
+			 h->note_pa);
 		return WRN_FAULTS;
 	}
 	static const char *const names[8] = {"EAX", "ECX", "EDX", "EBX", "ESP", "EBP", "ESI", "EDI"};
@@ -704,15 +849,22 @@ void window_analyse(const struct trace *t, const struct image *img, unsigned vec
 		return;
 	struct window w[2 * SC_MAX_ROUNDS + 8];
 	int nw = find_windows(t, img, w, (int)(sizeof w / sizeof w[0]));
-	/* The handler walk's disassembler: one per analysis. Without it every return counts as
-	 * unknown (unsafe): the analysis never calls a return safe it has not followed. */
+	/* The handler walk's disassembler, opened once per process (opening one costs more than
+	 * the analysis of a whole run) and kept. Without it every return counts as unknown
+	 * (unsafe): the analysis never calls a return safe it has not followed. */
 	static struct hf h;
-	bool opened = cs_open(CS_ARCH_X86, CS_MODE_32, &h.cs) == CS_ERR_OK, have_cs = opened;
-	if (have_cs) {
-		cs_option(h.cs, CS_OPT_DETAIL, CS_OPT_ON);
-		h.in = cs_malloc(h.cs);
-		have_cs = h.in != NULL;
+	static bool tried, have_cs;
+	if (!tried) {
+		tried = true;
+		if (cs_open(CS_ARCH_X86, CS_MODE_32, &h.cs) == CS_ERR_OK) {
+			cs_option(h.cs, CS_OPT_DETAIL, CS_OPT_ON);
+			h.in = cs_malloc(h.cs);
+			have_cs = h.in != NULL;
+		}
 	}
+	static struct wmemo memo;
+	memo.n = 0;
+	h.m = &memo;
 	/* Wind memory back to before the first instruction; then forward, boundary by boundary. */
 	for (uint32_t i = t->n; i-- > 0;)
 		apply_writes(mem, t, i, false);
@@ -724,8 +876,13 @@ void window_analyse(const struct trace *t, const struct image *img, unsigned vec
 		if (to >= t->n)
 			to = t->n - 1;
 		for (uint32_t i = from; i <= to && out->n < WINDOW_MAX_BOUNDARIES; i++) {
-			while (applied < i)
-				apply_writes(mem, t, applied++, true);
+			for (; applied < i; applied++) {
+				apply_writes(mem, t, applied, true);
+				const struct tr_insn *in = &t->insn[applied];
+				for (uint32_t k = 0; k < in->mem_n; k++)
+					if (t->mem[in->mem_first + k].write)
+						mwalk_written(&memo, t->mem[in->mem_first + k].pa);
+			}
 			struct wboundary *b = &out->b[out->n++];
 			b->insn = i;
 			b->window = x;
@@ -740,9 +897,10 @@ void window_analyse(const struct trace *t, const struct image *img, unsigned vec
 			}
 			const struct tr_cpu *c = &t->insn[i].cpu;
 			struct paging_regs r = regs_at(mem, c);
+			mwalk_regs(&memo, &r);
 			struct delivered dl;
 			b->verdict = b->delivery =
-				judge(mem, &r, img, c, vector, out->safe_reasons, b->reason, sizeof b->reason, &dl);
+				judge(&memo, mem, &r, img, c, vector, out->safe_reasons, b->reason, sizeof b->reason, &dl);
 			if (b->delivery == WV_SAFE) {
 				char back[200] = "the model cannot disassemble the handler (Capstone failed to open)";
 				b->ret = have_cs ? judge_return(mem, &r, img, c, &dl, &h, out->safe_reasons, back, sizeof back)
@@ -763,9 +921,4 @@ void window_analyse(const struct trace *t, const struct image *img, unsigned vec
 	}
 	while (applied < t->n)
 		apply_writes(mem, t, applied++, true);
-	if (h.in)
-		cs_free(h.in, 1);
-	h.in = NULL;
-	if (opened)
-		cs_close(&h.cs);
 }

@@ -23,7 +23,8 @@
  * the handler leaves it: the descriptor must be inside the GDT limit, readable through the
  * paging in force (and writable if its accessed bit is still clear), a present 32-bit code
  * segment of DPL 0, with the popped EIP inside its limit; and CS base + EIP must be the
- * interrupted instruction, with every general register as it was.
+ * interrupted instruction, with every general register as it was. The shim's handler must
+ * also have written D_NMI_PENDING (the target world re-raises the NMI from it).
  *
  * A boundary is safe when the delivery and (for a handler that returns) the return are.
  * Boundaries run from the jump into the shim to the first instruction after the far jump.
@@ -43,8 +44,9 @@ enum wverdict { WV_SAFE = 0, WV_UNSAFE = 1, WV_INHIBITED = 2 };
 enum wreturn {
 	WRN_NONE = 0,   /* nothing to judge: not delivered, or the handler stops (HLT) */
 	WRN_RETURNS,    /* its IRET returns to the interrupted instruction, state intact */
-	WRN_FAULTS      /* it does not: its IRET (or an access on the way) faults, or the model
-			 * cannot follow it */
+	WRN_FAULTS      /* it does not: its IRET (or an access on the way) faults, it comes back
+			 * with the state changed or (the shim's handler) without noting the NMI
+			 * in D_NMI_PENDING, or the model cannot follow it */
 };
 
 struct wboundary {
