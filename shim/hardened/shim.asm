@@ -17,10 +17,27 @@
 ;     same linear address in both spaces; at the identity address a second IDT and stack by
 ;     physical address): an NMI or #MC at any boundary of the switch finds a present gate, a
 ;     handler and a stack in whatever space is in force. The handler only notes the NMI in
-;     D_NMI_PENDING for the target world to re-raise. The target's stack is loaded before its
-;     IDT, so both are in place when the target IDT takes over.
-; Caller's contract (docs/shim-abi.md): IF=0, EBX = linear address of the data area, a flat
-; CS when D_MODESWITCH is set.
+;     D_NMI_PENDING for the target world to re-raise, and IRETs. The target's stack is loaded
+;     before its IDT, so both are in place when the target IDT takes over.
+;
+;     The handler's IRET reloads the interrupted CS from the GDT in force, so the shim runs on
+;     SHIM_CS_SEL (flat code, in the shim's GDT and in every world's) from before its own LGDT
+;     until the far jump: it moves there by a RETF while the source's GDT is still loaded (and
+;     mapped: still the source's CR3). With the source's CS kept instead, an NMI's IRET faults
+;     from the shim's LGDT on: the shim's GDT holds only 0xFF0/0xFF8, and the descriptor the
+;     source's selector names lies below this page, unmapped (#PF); after the target's LGDT
+;     that selector is no code segment of the target's GDT (#GP). QEMU showed both (50 of 61
+;     boundaries, docs/findings.md); so does `shimcheck window` on the old order. Copying the
+;     worlds' code descriptors into the shim's GDT cannot work in general: their selectors
+;     are the scenario's (any value below 0xFF0), and a GDT whose 0xFF0/0xFF8 lie in this
+;     page's 0xA00..0xBFF cannot also hold low selectors inside the page; and under cs_wrap the
+;     monitor's CS has a non-zero base that a copy would have to track. SHIM_CS_SEL needs none
+;     of that: it is flat, and the shim's code is position independent, so the same linear
+;     EIP runs on. A far JMP would do too, but it is the switch's far_jmp event (the ORDER
+;     and ARRIVAL checkers end the window at the first one); RETF is not.
+; Caller's contract (docs/shim-abi.md): IF=0, EBX = linear address of the data area. (The
+; identity-address stretch of a mode switch jumps to physical addresses: it runs on the flat
+; SHIM_CS_SEL too, whatever the caller's CS base.)
 
 bits 32
 %include "shim_abi.inc"
@@ -31,8 +48,16 @@ CR4_PGE	equ 0x00000080
 ; SWITCH target, source: one shim half. Target/source are H (host) or M (monitor).
 %macro SWITCH 2
 	lidt [ebx + D_SHIM_IDTR]		; gates, descriptors and stack of the shim's own, all in
-	lgdt [ebx + D_SHIM_GDTR]		; this page (IDT first: its gate selector is in every GDT)
-	lss esp, [ebx + D_SHIM_SSESP]		; an NMI now reaches __shim_nmi on this page's stack
+					; this page; the gates first (their selector is in every
+					; GDT): an NMI now reaches __shim_nmi, on the source's
+					; stack, and its IRET returns to the source's CS
+	push dword SHIM_CS_SEL		; on the source's stack, where the caller just pushed (an
+	lea eax, [ebx - SHIM_DATA_OFF + %%flat]	; NMI here pushes there too): this page's
+	push eax			; linear address, whatever the source CS's base
+	retf				; CS = SHIM_CS_SEL, flat: an NMI's IRET can reload it from
+%%flat:					; the source's, the shim's and the target's GDT alike
+	lgdt [ebx + D_SHIM_GDTR]
+	lss esp, [ebx + D_SHIM_SSESP]		; from here an NMI pushes on this page's stack
 	mov eax, cr4
 	and eax, ~CR4_PGE
 	mov cr4, eax			; flush all translations, global ones too
