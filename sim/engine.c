@@ -98,6 +98,8 @@ struct engine {
 	uint64_t base, size;
 	struct physmem pm;         /* view of live */
 	uint8_t *dirty;            /* one byte per page */
+	uint32_t *dirty_list;      /* the pages marked in dirty, so a reset need not scan them all */
+	uint32_t ndirty;
 	uint8_t *exec;             /* one byte per page: executed since the last TB flush */
 	bool exec_unknown;         /* a run without recording: which pages ran is not known */
 	uint64_t used;             /* image_used() of the image loaded */
@@ -865,6 +867,14 @@ static void watch_write(struct engine *e, uint64_t pa, int size, uint64_t value,
 			ev->a = pa, ev->b = old, ev->c = value;
 }
 
+static void mark_dirty(struct engine *e, uint64_t page)
+{
+	if (!e->dirty[page]) {
+		e->dirty[page] = 1;
+		e->dirty_list[e->ndirty++] = (uint32_t)page;
+	}
+}
+
 static void hook_mem(uc_engine *uc, uc_mem_type type, uint64_t address, int size, int64_t value, void *ud)
 {
 	(void)uc;
@@ -874,9 +884,9 @@ static void hook_mem(uc_engine *uc, uc_mem_type type, uint64_t address, int size
 		if (type == UC_MEM_WRITE) {
 			if (e->struct_gen[page] == e->wgen)
 				walk_cache_flush(e); /* a paging structure a cached walk used */
-			e->dirty[page] = 1;
+			mark_dirty(e, page);
 			if (address + (uint64_t)size - 1 < e->base + e->size)
-				e->dirty[(address + (uint64_t)size - 1 - e->base) >> PGSHIFT] = 1;
+				mark_dirty(e, (address + (uint64_t)size - 1 - e->base) >> PGSHIFT);
 		}
 	}
 	if (!e->t || !e->record || e->stopped || e->t->n == 0)
@@ -1063,6 +1073,7 @@ void engine_close(struct engine *e)
 	uc_close(e->uc);
 	free(e->live);
 	free(e->dirty);
+	free(e->dirty_list);
 	free(e->exec);
 	free(e->struct_gen);
 	free(e);
@@ -1119,6 +1130,7 @@ bool engine_load(struct engine *e, const struct image *img, char *err, size_t er
 		uc_mem_unmap(e->uc, e->base, e->size);
 		free(e->live);
 		free(e->dirty);
+	free(e->dirty_list);
 		free(e->exec);
 		free(e->struct_gen);
 		e->live = NULL;
@@ -1129,9 +1141,11 @@ bool engine_load(struct engine *e, const struct image *img, char *err, size_t er
 		e->size = img->pm.size;
 		e->live = aligned_alloc(4096, (size_t)e->size);
 		e->dirty = calloc(1, (size_t)(e->size >> PGSHIFT));
+		e->dirty_list = calloc((size_t)(e->size >> PGSHIFT), sizeof e->dirty_list[0]);
+		e->ndirty = 0;
 		e->exec = calloc(1, (size_t)(e->size >> PGSHIFT));
 		e->struct_gen = calloc((size_t)(e->size >> PGSHIFT), sizeof e->struct_gen[0]);
-		if (!e->live || !e->dirty || !e->exec || !e->struct_gen) {
+		if (!e->live || !e->dirty || !e->dirty_list || !e->exec || !e->struct_gen) {
 			snprintf(err, errlen, "out of memory for the physical window");
 			return false;
 		}
@@ -1167,6 +1181,7 @@ bool engine_load(struct engine *e, const struct image *img, char *err, size_t er
 	}
 	e->used = used;
 	memset(e->dirty, 0, (size_t)npages);
+	e->ndirty = 0;
 	e->pm.base = e->base;
 	e->pm.size = e->size;
 	e->pm.bytes = e->live;
@@ -1217,11 +1232,9 @@ bool engine_load(struct engine *e, const struct image *img, char *err, size_t er
 static void reset_memory(struct engine *e)
 {
 	const struct image *img = e->img;
-	uint64_t npages = e->size >> PGSHIFT;
 	bool code = false;
-	for (uint64_t p = 0; p < npages; p++) {
-		if (!e->dirty[p])
-			continue;
+	for (uint32_t k = 0; k < e->ndirty; k++) {
+		uint64_t p = e->dirty_list[k];
 		uint64_t off = p << PGSHIFT;
 		uint64_t pa = e->base + off;
 		/* Code changed behind the translated blocks (self-modifying code): flush them. The
@@ -1232,6 +1245,7 @@ static void reset_memory(struct engine *e)
 		memcpy(e->live + off, img->pm.bytes + off, PGSIZE);
 		e->dirty[p] = 0;
 	}
+	e->ndirty = 0;
 	for (int s = 0; s < 2; s++)
 		for (int i = 0; i < img->w[s].npt; i++) {
 			uint64_t off = img->w[s].pt_pages[i] - e->base;
