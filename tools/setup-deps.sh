@@ -23,7 +23,7 @@ apt_packages=(
   cmake nasm pkg-config gcc make
   libcapstone-dev libcmocka-dev libjansson-dev
   qemu-system-x86 bochs bochsbios vgabios
-  grub-pc-bin grub-common xorriso mtools
+  grub-pc-bin grub-common xorriso mtools grub-efi-ia32-bin grub-efi-amd64-bin ovmf gdb
   gcc-multilib clang afl++ graphviz valgrind binutils
 )
 

@@ -61,6 +61,7 @@ static void usage(FILE *f)
 		"  image    write the physical image + initial CPU state for other engines (--out FILE)\n"
 		"  mutate   automatic mutants of the variant's binaries, run through every checker\n"
 		"  boot     boot the same image on QEMU or Bochs and compare (shimcheck boot --help)\n"
+		"  compare  LOG: a serial log of the boot kernel (a PC, the ISO) against the simulator\n"
 		"  window   could an NMI be delivered at each boundary of the switch windows?\n"
 		"           (--vector N, default 2; --fail-on-unsafe: exit 1 when a boundary is unsafe)\n"
 		"  fuzz     random scenarios biased toward collisions; findings shrunk into --out\n"
@@ -292,6 +293,8 @@ int main(int argc, char **argv)
 	/* boot has options of its own (--engine, --window, --mutant...): tools/boot/boot_cmd.c parses them */
 	if (argc > 1 && strcmp(argv[1], "boot") == 0)
 		return boot_main(argc - 1, argv + 1);
+	if (argc > 1 && strcmp(argv[1], "compare") == 0)
+		return compare_main(argc - 1, argv + 1);
 	/* diff takes file operands or two variant names, which parse() does not accept */
 	if (argc > 1 && strcmp(argv[1], "diff") == 0)
 		return cmd_diff(argc - 1, argv + 1);

@@ -137,25 +137,9 @@ bool export_image(const struct pipeline *p, const char *dir, const char *name)
 
 /* ---- the simulator's verdict on one scenario ------------------------------------------------------ */
 
-struct scen_res {
-	char path[PATH_MAX];
-	char name[64];
-	char variant[48];
-	int load_rc;            /* B_OK when the scenario was loaded and run */
-	enum pl_status st;
-	struct obs_list sim;
-	uint32_t ninsn;
-	enum tr_end end;
-	int nviol;
-	char first_rule[24];
-	char *violations;       /* the rule lines, as `shimcheck run` prints them */
-	bool kernel_bytes;      /* the guest reads what only the boot kernel's machine has */
-	char kernel_why[200];
-	char fault_text[48];    /* the instruction the simulator's run faulted at */
-};
 
 /* Run the loaded scenario in Unicorn and keep what the report needs. */
-static int sim_run(struct pipeline *p, struct scen_res *r)
+int sim_run(struct pipeline *p, struct scen_res *r)
 {
 	snprintf(r->name, sizeof r->name, "%s", p->sc.name);
 	snprintf(r->variant, sizeof r->variant, "%s", p->code.variant);

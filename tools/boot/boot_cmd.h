@@ -22,6 +22,15 @@
  */
 int boot_main(int argc, char **argv);
 
+/*
+ * shimcheck compare LOG [--scenarios DIR] [--scenario FILE --variant NAME] [--verbose]
+ *
+ * A serial log of the boot kernel against the simulator (boot_compare.c). Same argv
+ * convention and exit statuses as boot_main; 2 also for a log that does not parse (the
+ * message names the file and the line).
+ */
+int compare_main(int argc, char **argv);
+
 /* Where the built variants are: build/shim next to the running binary, else the build tree
  * CMake configured. Shared by every shimcheck command. */
 void shim_root(char *out, size_t n);

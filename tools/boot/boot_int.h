@@ -288,6 +288,26 @@ void qemu_version(const char *exe, const char *dir, struct engine_info *ei);
 int kvm_once(const struct boot_opts *bo, const char *dir, const char *kernel, struct job *jobs, int n,
 	     struct engine_info *ei, int *finished);
 
+/* The simulator's verdict on one scenario (boot_cmd.c). */
+struct scen_res {
+	char path[PATH_MAX];
+	char name[64];
+	char variant[48];
+	int load_rc;            /* B_OK when the scenario was loaded and run */
+	enum pl_status st;
+	struct obs_list sim;
+	uint32_t ninsn;
+	enum tr_end end;
+	int nviol;
+	char first_rule[24];
+	char *violations;       /* the rule lines, as `shimcheck run` prints them */
+	bool kernel_bytes;      /* the guest reads what only the boot kernel's machine has */
+	char kernel_why[200];
+	char fault_text[48];    /* the instruction the simulator's run faulted at */
+};
+/* Run the loaded scenario in Unicorn and keep what a report needs. */
+int sim_run(struct pipeline *p, struct scen_res *r);
+
 /* The pipeline's image into dir/name (boot_cmd.c). */
 bool export_image(const struct pipeline *p, const char *dir, const char *name);
 /* --step (boot_step.c): the round trips instruction by instruction on QEMU's gdbstub. */
