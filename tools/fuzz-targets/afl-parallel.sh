@@ -2,7 +2,7 @@
 # afl-parallel.sh TARGET SECONDS [JOBS]: AFL++ on one fuzz target, one main (-M) and
 # JOBS-1 secondary (-S) instances for SECONDS, seeded from tests/corpus/fuzz_TARGET.
 #
-#   TARGET   scenario | manifest | pipeline
+#   TARGET   scenario | manifest | pipeline | bootlog (seeds: tests/corpus/bootlog)
 #   JOBS     default: the number of CPUs
 #
 # Builds the persistent-mode harness (afl_main.c) with afl-clang-fast and ASan+UBSan into
@@ -11,10 +11,10 @@
 # (listed at the end), 2 usage or build error.
 set -euo pipefail
 
-usage() { echo "usage: $0 scenario|manifest|pipeline SECONDS [JOBS]" >&2; exit 2; }
+usage() { echo "usage: $0 scenario|manifest|pipeline|bootlog SECONDS [JOBS]" >&2; exit 2; }
 if [ $# -lt 2 ] || [ $# -gt 3 ]; then usage; fi
 target=$1 secs=$2 jobs=${3:-$(nproc)}
-case $target in scenario|manifest|pipeline) ;; *) usage ;; esac
+case $target in scenario|manifest|pipeline|bootlog) ;; *) usage ;; esac
 [[ $secs =~ ^[0-9]+$ && $secs -gt 0 ]] || usage
 [[ $jobs =~ ^[0-9]+$ && $jobs -gt 0 ]] || usage
 
@@ -43,7 +43,9 @@ mkdir -p "$out"
 in=$out/seeds
 rm -rf "$in"
 mkdir -p "$in"
-find "$root/tests/corpus/fuzz_$target" -maxdepth 1 -type f ! -name EXPECTED ! -name README.md ! -name 'crash-*' \
+seeds=$root/tests/corpus/fuzz_$target
+[ "$target" = bootlog ] && seeds=$root/tests/corpus/bootlog
+find "$seeds" -maxdepth 1 -type f ! -name EXPECTED ! -name README.md ! -name 'crash-*' \
 	-exec cp {} "$in/" \;
 
 args=(-i "$in" -o "$out" -V "$secs")

@@ -1,7 +1,7 @@
 /*
  * afl_main.c: the AFL++ harness over the same decoders as the libFuzzer targets.
  *
- *   shimcheck-afl scenario|manifest|pipeline [FILE]
+ *   shimcheck-afl scenario|manifest|pipeline|bootlog [FILE]
  *
  * Built with afl-clang-fast (afl-parallel.sh does it), it runs in persistent mode: one
  * process reads many test cases from AFL++'s shared memory, with the target set up after the
@@ -31,6 +31,7 @@ static const struct target targets[] = {
 	{"scenario", fz_scenario_one},
 	{"manifest", fz_manifest_one},
 	{"pipeline", fz_pipeline_one},
+	{"bootlog", fz_bootlog_one},
 };
 
 static int setup(const struct target *t)
@@ -60,7 +61,7 @@ int main(int argc, char **argv)
 		if (strcmp(argv[1], targets[i].name) == 0)
 			t = &targets[i];
 	if (!t || argc > 3) {
-		fprintf(stderr, "usage: %s scenario|manifest|pipeline [FILE]\n", argv[0]);
+		fprintf(stderr, "usage: %s scenario|manifest|pipeline|bootlog [FILE]\n", argv[0]);
 		return 2;
 	}
 #ifdef __AFL_FUZZ_TESTCASE_LEN

@@ -9,6 +9,7 @@
  *   fuzz_scenario   "ok" | "rejected:<reason>"          (sc_reason_name)
  *   fuzz_manifest   "ok" | "rejected:<file>:<field>"    (the error's FILE and FIELD)
  *   fuzz_pipeline   "pass" | "rejected:<reason>"
+ *   fuzz_bootlog    "ok:images=<n>" | "rejected:line=<n>"   (bootlog_decoder.c)
  * and calls abort() on what is a bug by contract (a round trip that changes the scenario,
  * an accepted manifest that breaks its own invariants, a violation or an internal error of
  * the hardened variant on an accepted scenario), so every engine reports it as a crash.
@@ -44,6 +45,11 @@ void fz_manifest_one(const uint8_t *data, size_t size);
  * Returns 0, or the exit status to stop with (2 no code, 77 engine unavailable). */
 int fz_pipeline_init(bool warm);
 void fz_pipeline_one(const uint8_t *data, size_t size);
+
+/* fuzz_bootlog: the boot-log readers of tools/boot/boot_log.c (strict serial log with a
+ * write-back round trip, the engines' streams and logs). Defined in bootlog_decoder.c, which
+ * needs the boot library (shimcheck_boot): link that file and the library with it. */
+void fz_bootlog_one(const uint8_t *data, size_t size);
 
 /* Input bytes to a scenario: JSON when the first non-blank byte is '{', else the generator
  * seeded from the first 8 bytes, then field overrides from the rest, written as a scenario

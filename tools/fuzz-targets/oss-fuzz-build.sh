@@ -5,6 +5,8 @@
 # $LIB_FUZZING_ENGINE (the engine to link), $OUT (where targets go), $WORK (scratch).
 # Writes into $OUT:
 #   fuzz_scenario fuzz_manifest fuzz_pipeline   the targets (RUNPATH $ORIGIN/lib)
+#   fuzz_bootlog                                (its build also builds the boot kernel:
+#                                               nasm, GNU ld, a -m32 capable clang)
 #   fuzz_*_seed_corpus.zip, fuzz_*.dict         seeds from tests/corpus/, dictionaries
 #   shim/hardened/                              the built shim the targets load at run time
 #   lib/                                        Unicorn, Capstone, Jansson: the runner image
@@ -20,7 +22,7 @@
 : "${OUT:?OUT must name the output directory}"
 root=${SHIMCHECK_SRC:-$(cd "$(dirname "$0")/../.." && pwd)}
 build=${WORK:-/tmp}/shimcheck-fuzz-build
-targets="fuzz_scenario fuzz_manifest fuzz_pipeline"
+targets="fuzz_scenario fuzz_manifest fuzz_pipeline fuzz_bootlog"
 
 # Warnings do not fail the build here: the builder's clang may be newer than ours, and the
 # project's GCC-only -Wno-format-truncation is unknown to clang.
@@ -41,8 +43,9 @@ ldd "$OUT/fuzz_pipeline" | awk '/lib(unicorn|capstone|jansson)\.so/ {print $3}' 
 	cp -L "$lib" "$OUT/lib/"
 done
 
-for t in scenario manifest pipeline; do
+for t in scenario manifest pipeline bootlog; do
 	corpus=$root/tests/corpus/fuzz_$t
+	[ "$t" = bootlog ] && corpus=$root/tests/corpus/bootlog
 	rm -f "$OUT/fuzz_${t}_seed_corpus.zip"
 	# crash-* are findings kept as regression inputs, not seeds: a bot would re-file them.
 	(cd "$corpus" && find . -maxdepth 1 -type f ! -name EXPECTED ! -name README.md ! -name 'crash-*' -printf '%f\n' |
