@@ -50,6 +50,7 @@
 #define RR_TABLES 4u  /* GDTR, IDTR, TR */
 #define RR_ALL (RR_CR | RR_SEG | RR_TABLES)
 #define WALK_CACHE 256 /* direct-mapped, per access kind (read, fetch) */
+#define REV_CACHE 32
 
 /* A cache of the model's own walks, so that attributing every access stays cheap. Entries
  * are valid for one generation; the generation moves on at every write to a page a cached
@@ -124,6 +125,20 @@ struct engine {
 	struct walk_cache_entry wc[2][WALK_CACHE];
 	uint32_t wgen;
 	uint32_t *struct_gen;      /* per window page: the generation in which a walk read it */
+	/* paging_reverse answers, valid for one generation: it moves on when a run writes a
+	 * directory page one of them scanned (after that write's own events), and at every
+	 * reset of memory. The shim writes the same few entries again and again. */
+	struct rev_cache_entry {
+		uint32_t gen, cr3;
+		bool pae;
+		uint64_t pdpte[4];
+		uint64_t entry_pa;
+		int n;
+		struct lin_region reg[8];
+	} rc[REV_CACHE];
+	uint32_t rgen;
+	uint32_t rgen_run;         /* rgen when the last run started */
+	uint32_t *rev_mark;        /* per window page: the generation in which a reverse scanned it */
 
 	/* watchdog */
 	pthread_t wd;
@@ -757,6 +772,40 @@ static struct tr_event *pte_event(struct engine *e, int s, uint64_t pa, int size
 	return ev;
 }
 
+/* paging_reverse through the cache. */
+static int cached_reverse(struct engine *e, const struct paging_regs *r, uint64_t entry_pa, struct lin_region *out)
+{
+	bool pae = (r->cr4 & CR4_PAE) != 0;
+	uint64_t h = (entry_pa >> 2) * 0x9E3779B97F4A7C15ull ^ (uint64_t)(r->cr3 >> 5) * 0xC2B2AE3D27D4EB4Full;
+	struct rev_cache_entry *c = &e->rc[(h >> 40) % REV_CACHE];
+	if (c->gen == e->rgen && c->entry_pa == entry_pa && c->cr3 == r->cr3 && c->pae == pae &&
+	    (!pae || memcmp(c->pdpte, r->pdpte, sizeof c->pdpte) == 0)) {
+		memcpy(out, c->reg, (size_t)c->n * sizeof out[0]);
+		return c->n;
+	}
+	int n = paging_reverse(&e->pm, r, entry_pa, out, 8);
+	/* The directory pages it read. */
+	uint64_t dirs[4];
+	int nd = 0;
+	if (!pae)
+		dirs[nd++] = r->cr3 & PGMASK;
+	else
+		for (int j = 0; j < 4; j++)
+			if (r->pdpte[j] & PTE_P)
+				dirs[nd++] = r->pdpte[j] & PAE_ADDR_MASK;
+	for (int i = 0; i < nd; i++)
+		if (dirs[i] >= e->base && dirs[i] < e->base + e->size)
+			e->rev_mark[(dirs[i] - e->base) >> PGSHIFT] = e->rgen;
+	c->gen = e->rgen;
+	c->cr3 = r->cr3;
+	c->pae = pae;
+	memcpy(c->pdpte, r->pdpte, sizeof c->pdpte);
+	c->entry_pa = entry_pa;
+	c->n = n;
+	memcpy(c->reg, out, (size_t)n * sizeof out[0]);
+	return n;
+}
+
 /* A write into paging structures of space s: one event per linear region whose translation
  * it changes, saying whether the old translation could be in a TLB. A PDE that pointed to a
  * page table is resolved into the pages that table mapped (up to PDE_SCAN_MAX), since only
@@ -778,7 +827,7 @@ static int pte_events(struct engine *e, int s, uint64_t pa, int size, uint64_t v
 	}
 	e->old_entry = entry;
 	struct lin_region reg[8];
-	int n = paging_reverse(&e->pm, r, entry_pa, reg, 8), nev = 0;
+	int n = cached_reverse(e, r, entry_pa, reg), nev = 0;
 	for (int i = 0; i < n; i++) {
 		bool present = entry & PTE_P;
 		bool large = reg[i].level == 1 && (entry & PTE_PS) && (pae || (r->cr4 & CR4_PSE));
@@ -867,6 +916,15 @@ static void watch_write(struct engine *e, uint64_t pa, int size, uint64_t value,
 			ev->a = pa, ev->b = old, ev->c = value;
 }
 
+static void rev_cache_flush(struct engine *e)
+{
+	if (++e->rgen == 0) { /* wrapped: clear for real */
+		memset(e->rc, 0, sizeof e->rc);
+		memset(e->rev_mark, 0, (size_t)(e->size >> PGSHIFT) * sizeof e->rev_mark[0]);
+		e->rgen = 1;
+	}
+}
+
 static void mark_dirty(struct engine *e, uint64_t page)
 {
 	if (!e->dirty[page]) {
@@ -910,8 +968,14 @@ static void hook_mem(uc_engine *uc, uc_mem_type type, uint64_t address, int size
 			m->value = read_le(p, size);
 	}
 	m->lin_known = attribute(e, address, &m->lin);
-	if (m->write && p)
+	if (m->write && p) {
 		watch_write(e, address, size, m->value, m->old);
+		/* Now that its events are out, a write to a scanned directory outdates the
+		 * reverse answers (the store itself lands after this hook). */
+		uint64_t first = (address - e->base) >> PGSHIFT, last = (address + (uint64_t)size - 1 - e->base) >> PGSHIFT;
+		if (e->rev_mark[first] == e->rgen || (last < (e->size >> PGSHIFT) && e->rev_mark[last] == e->rgen))
+			rev_cache_flush(e);
+	}
 }
 
 /* The error code the CPU pushed, as the model computes it (Unicorn does not expose it). */
@@ -1076,6 +1140,7 @@ void engine_close(struct engine *e)
 	free(e->dirty_list);
 	free(e->exec);
 	free(e->struct_gen);
+	free(e->rev_mark);
 	free(e);
 }
 
@@ -1133,6 +1198,7 @@ bool engine_load(struct engine *e, const struct image *img, char *err, size_t er
 	free(e->dirty_list);
 		free(e->exec);
 		free(e->struct_gen);
+	free(e->rev_mark);
 		e->live = NULL;
 	}
 	bool fresh = !e->live;
@@ -1145,7 +1211,8 @@ bool engine_load(struct engine *e, const struct image *img, char *err, size_t er
 		e->ndirty = 0;
 		e->exec = calloc(1, (size_t)(e->size >> PGSHIFT));
 		e->struct_gen = calloc((size_t)(e->size >> PGSHIFT), sizeof e->struct_gen[0]);
-		if (!e->live || !e->dirty || !e->dirty_list || !e->exec || !e->struct_gen) {
+		e->rev_mark = calloc((size_t)(e->size >> PGSHIFT), sizeof e->rev_mark[0]);
+		if (!e->live || !e->dirty || !e->dirty_list || !e->exec || !e->struct_gen || !e->rev_mark) {
 			snprintf(err, errlen, "out of memory for the physical window");
 			return false;
 		}
@@ -1218,6 +1285,7 @@ bool engine_load(struct engine *e, const struct image *img, char *err, size_t er
 		return false;
 	}
 	e->exec_unknown = false;
+	rev_cache_flush(e); /* a new image */
 	uc_ctl_flush_tlb(e->uc);
 	uc_err u = uc_context_save(e->uc, e->clean);
 	if (u != UC_ERR_OK) {
@@ -1278,6 +1346,11 @@ bool engine_run(struct engine *e, struct trace *t, const struct run_limits *lim)
 	e->in_shim = false;
 	e->regs = img->w[SP_HOST].regs;
 	walk_cache_flush(e); /* memory was reset under it */
+	/* Reverse answers from before any directory write of the last run are still true of the
+	 * memory as reset; once a directory was written they may not be. */
+	if (e->rgen != e->rgen_run)
+		rev_cache_flush(e);
+	e->rgen_run = e->rgen;
 	memset(&e->cur, 0, sizeof e->cur);
 	e->cur.gdtr_base = img->init.gdtr.base;
 	const uint16_t sel[6] = {img->init.es.sel, img->init.cs.sel, img->init.ss.sel,
