@@ -102,6 +102,9 @@ struct engine {
 	uint32_t *dirty_list;      /* the pages marked in dirty, so a reset need not scan them all */
 	uint32_t ndirty;
 	uint8_t *exec;             /* one byte per page: executed since the last TB flush */
+	uint8_t *xbits;            /* one bit per byte of the window: ran as an instruction */
+	bool exec_partial;         /* a recorded run stopped early: blocks may hold bytes that never ran */
+	uint64_t placement;        /* where the image puts the code (placement_of) */
 	bool exec_unknown;         /* a run without recording: which pages ran is not known */
 	uint64_t used;             /* image_used() of the image loaded */
 	bool code_dirty;
@@ -658,6 +661,28 @@ static bool check_read(struct engine *e, uint64_t address)
 	return false;
 }
 
+static void mark_bytes(struct engine *e, uint64_t pa, unsigned n)
+{
+	if (pa == UINT64_MAX || pa < e->base || pa + n > e->base + e->size)
+		return;
+	e->exec[(pa - e->base) >> PGSHIFT] = 1;
+	for (uint64_t b = pa - e->base, end = b + n; b < end; b++)
+		e->xbits[b >> 3] |= (uint8_t)(1u << (b & 7));
+}
+
+/* The bytes of an instruction that ran, on one page or two: the blocks Unicorn translated
+ * hold exactly such bytes when every run ended normally (engine_load relies on it). */
+static void mark_ran(struct engine *e, uint32_t lin, uint64_t pa, uint8_t len)
+{
+	uint32_t first = PGSIZE - (lin & 0xFFF);
+	if (len <= first) {
+		mark_bytes(e, pa, len);
+		return;
+	}
+	mark_bytes(e, pa, first);
+	mark_bytes(e, fetch_pa(e, lin + first), len - first);
+}
+
 static void hook_code(uc_engine *uc, uint64_t address, uint32_t size, void *ud)
 {
 	(void)uc;
@@ -693,8 +718,7 @@ static void hook_code(uc_engine *uc, uint64_t address, uint32_t size, void *ud)
 	fetch_bytes(e, e->cur.eip, in->len, in->bytes, in->pa);
 	e->prev = decode(e, e->cur.eip, in->bytes, in->len);
 	in->op = (uint16_t)e->prev->id;
-	if (in->pa != UINT64_MAX && in->pa >= e->base && in->pa < e->base + e->size)
-		e->exec[(in->pa - e->base) >> PGSHIFT] = 1;
+	mark_ran(e, e->cur.eip, in->pa, in->len);
 	in->len_model = e->prev->id == X86_INS_INVALID ? 0 : e->prev->size;
 	memcpy(in->text, e->prev->text, sizeof in->text - 1);
 	uint32_t k = t->n - 1;
@@ -1139,6 +1163,7 @@ void engine_close(struct engine *e)
 	free(e->dirty);
 	free(e->dirty_list);
 	free(e->exec);
+	free(e->xbits);
 	free(e->struct_gen);
 	free(e->rev_mark);
 	free(e);
@@ -1188,6 +1213,39 @@ static bool set_initial(struct engine *e)
 	return true;
 }
 
+/* Where an image puts its code: the entry points (linear), the shim's page and the worlds'
+ * code pages (physical). FNV-1a over them. */
+static uint64_t placement_of(const struct image *img)
+{
+	uint64_t v[EP_N + 4], h = 0xCBF29CE484222325ull;
+	for (int i = 0; i < EP_N; i++)
+		v[i] = img->ep[i];
+	v[EP_N] = img->shim_lin;
+	v[EP_N + 1] = img->shim_pa;
+	v[EP_N + 2] = img->w[SP_HOST].obj_pa[OBJ_CODE];
+	v[EP_N + 3] = img->w[SP_MON].obj_pa[OBJ_CODE];
+	for (size_t i = 0; i < sizeof v / sizeof v[0]; i++)
+		for (int b = 0; b < 64; b += 8) {
+			h ^= (v[i] >> b) & 0xFF;
+			h *= 0x100000001B3ull;
+		}
+	return h;
+}
+
+/* Do the bytes of page p that ran differ between the engine's memory and src? */
+static bool ran_bytes_differ(const struct engine *e, uint64_t p, const uint8_t *src)
+{
+	const uint8_t *bits = e->xbits + (p << PGSHIFT >> 3), *live = e->live + (p << PGSHIFT);
+	for (unsigned i = 0; i < PGSIZE / 8; i++) {
+		if (!bits[i])
+			continue;
+		for (unsigned b = 0; b < 8; b++)
+			if ((bits[i] >> b & 1) && live[i * 8 + b] != src[i * 8 + b])
+				return true;
+	}
+	return false;
+}
+
 bool engine_load(struct engine *e, const struct image *img, char *err, size_t errlen)
 {
 	e->img = img;
@@ -1197,6 +1255,7 @@ bool engine_load(struct engine *e, const struct image *img, char *err, size_t er
 		free(e->dirty);
 	free(e->dirty_list);
 		free(e->exec);
+	free(e->xbits);
 		free(e->struct_gen);
 	free(e->rev_mark);
 		e->live = NULL;
@@ -1210,9 +1269,10 @@ bool engine_load(struct engine *e, const struct image *img, char *err, size_t er
 		e->dirty_list = calloc((size_t)(e->size >> PGSHIFT), sizeof e->dirty_list[0]);
 		e->ndirty = 0;
 		e->exec = calloc(1, (size_t)(e->size >> PGSHIFT));
+		e->xbits = calloc(1, (size_t)(e->size >> 3));
 		e->struct_gen = calloc((size_t)(e->size >> PGSHIFT), sizeof e->struct_gen[0]);
 		e->rev_mark = calloc((size_t)(e->size >> PGSHIFT), sizeof e->rev_mark[0]);
-		if (!e->live || !e->dirty || !e->dirty_list || !e->exec || !e->struct_gen || !e->rev_mark) {
+		if (!e->live || !e->dirty || !e->dirty_list || !e->exec || !e->xbits || !e->struct_gen || !e->rev_mark) {
 			snprintf(err, errlen, "out of memory for the physical window");
 			return false;
 		}
@@ -1230,7 +1290,17 @@ bool engine_load(struct engine *e, const struct image *img, char *err, size_t er
 	 * the translated blocks (Unicorn did not see this write). */
 	static const uint8_t zero[PGSIZE];
 	uint64_t used = image_used(img), npages = e->size >> PGSHIFT;
-	bool flush = fresh, changed = false;
+	bool flush = fresh;
+	/* Which translated blocks can stay. Unicorn keys a block by its linear address and the
+	 * physical page, and does not see these copies: a block stays right while the bytes
+	 * it was translated from are unchanged. Those are the bytes that ran (xbits) when every
+	 * run since ended normally; else, after an unrecorded run, or when the code moved to
+	 * other addresses (blocks at the old ones would pile up on the same pages), every page
+	 * that ran loses its blocks. Scenarios that keep the layout keep their translations. */
+	uint64_t placement = placement_of(img);
+	bool drop_all = e->exec_unknown || e->exec_partial || placement != e->placement;
+	e->placement = placement;
+	e->exec_partial = false;
 	for (uint64_t p = 0; p < npages; p++) {
 		uint64_t off = p << PGSHIFT;
 		/* After a run without recording, which pages ran is not known: count as run every
@@ -1238,13 +1308,16 @@ bool engine_load(struct engine *e, const struct image *img, char *err, size_t er
 		 * and blocks translated from them still match). */
 		if (e->exec_unknown && (off < used || off < e->used || e->dirty[p]))
 			e->exec[p] = 1;
-		if (off >= used && off >= e->used && !e->dirty[p])
+		if (off >= used && off >= e->used && !e->dirty[p]) {
+			if (drop_all && e->exec[p])
+				e->exec[p] = 2;
 			continue;
-		const uint8_t *src = off < used ? img->pm.bytes + off : zero;
-		if (memcmp(e->live + off, src, PGSIZE) != 0) {
-			changed = true;
-			memcpy(e->live + off, src, PGSIZE);
 		}
+		const uint8_t *src = off < used ? img->pm.bytes + off : zero;
+		if (e->exec[p] && (drop_all || ran_bytes_differ(e, p, src)))
+			e->exec[p] = 2; /* its blocks go */
+		if (memcmp(e->live + off, src, PGSIZE) != 0)
+			memcpy(e->live + off, src, PGSIZE);
 	}
 	e->used = used;
 	memset(e->dirty, 0, (size_t)npages);
@@ -1261,16 +1334,15 @@ bool engine_load(struct engine *e, const struct image *img, char *err, size_t er
 	if (flush) {
 		uc_ctl_flush_tb(e->uc);
 		memset(e->exec, 0, (size_t)npages);
-	} else if (changed) {
-		/* A new image: drop the blocks translated on the pages that ran, by physical
-		 * address (paging is off in the pristine context, and its TLB is emptied first so
-		 * that no translation of the last run is used to find them). Not a full flush:
-		 * that clears the whole translation buffer, the largest cost of a fuzz scenario.
-		 * All pages that ran, not only changed ones: code met at a new linear address
-		 * would pile up blocks on the same page. */
+		memset(e->xbits, 0, (size_t)(e->size >> 3));
+	} else {
+		/* Drop the blocks of the pages marked 2, by physical address (paging is off in
+		 * the pristine context, and its TLB is emptied first so that no translation of the
+		 * last run is used to find them). Not a full flush: that clears the whole
+		 * translation buffer, the largest cost of a fuzz scenario. */
 		uc_ctl_flush_tlb(e->uc);
 		for (uint64_t p = 0; p < npages; p++)
-			if (e->exec[p]) {
+			if (e->exec[p] == 2) {
 				uint64_t pa = e->base + (p << PGSHIFT);
 				uc_err ui = uc_ctl_remove_cache(e->uc, pa, pa + (uint64_t)PGSIZE);
 				if (ui != UC_ERR_OK) {
@@ -1278,6 +1350,7 @@ bool engine_load(struct engine *e, const struct image *img, char *err, size_t er
 					return false;
 				}
 				e->exec[p] = 0;
+				memset(e->xbits + (p << PGSHIFT >> 3), 0, PGSIZE >> 3);
 			}
 	}
 	if (!set_initial(e)) {
@@ -1377,6 +1450,8 @@ bool engine_run(struct engine *e, struct trace *t, const struct run_limits *lim)
 		snprintf(d, sizeof d, "invalid opcode (#UD) at 0x%08" PRIx32, lin);
 		stop(e, END_FAULT, d);
 	}
+	if (e->stopped || u != UC_ERR_OK || lin != img->ep[EP_HOST_DONE])
+		e->exec_partial = true; /* may have stopped inside a translated block */
 	if (e->record) {
 		read_cpu(e, lin, &e->cur);
 		/* The last instruction's effects count only if it completed. */
