@@ -126,6 +126,8 @@ static void add_map(struct rng *r, struct sc_map *m, int *n, uint32_t lin, const
 		x->flags_hi = PTE_NX_HI;
 }
 
+static void gen_guest(struct rng *r, struct scenario *sc);
+
 void gen_scenario(struct rng *r, struct scenario *sc)
 {
 	memset(sc, 0, sizeof *sc);
@@ -177,8 +179,7 @@ void gen_scenario(struct rng *r, struct scenario *sc)
 			hpae && hnx, true, h->state.paging);
 	/* The monitor maps the host GDT at its linear address only sometimes: the guest may want
 	 * that address. */
-	bool mon_maps_host_gdt = rng_chance(r, 50);
-	if (mon_maps_host_gdt) {
+	if (rng_chance(r, 50)) {
 		add_map(r, m->maps, &m->nmaps, h->lin[OBJ_GDT], "monitor.maps", mpae && mnx, false, m->state.paging);
 		struct sc_map *x = &m->maps[m->nmaps - 1];
 		x->has_raw = false;
@@ -187,6 +188,23 @@ void gen_scenario(struct rng *r, struct scenario *sc)
 		x->flags = PTE_W | PTE_A;
 		x->flags_hi = 0;
 	}
+	gen_guest(r, sc);
+}
+
+/* The guest's side of sc: its maps (collisions first), its own entry at the shim address,
+ * the pages it reads. Everything else of sc stays. */
+static void gen_guest(struct rng *r, struct scenario *sc)
+{
+	struct sc_world *h = &sc->w[SP_HOST], *m = &sc->w[SP_MON];
+	bool mpae = m->state.paging == SC_PAE, mnx = m->state.efer_nxe;
+	bool mon_maps_host_gdt = false;
+	for (int i = 0; i < m->nmaps; i++)
+		mon_maps_host_gdt |= m->maps[i].lin == (h->lin[OBJ_GDT] & PGMASK) && !m->maps[i].has_raw &&
+				     m->maps[i].to.kind == FR_WORLD && m->maps[i].to.sp == SP_HOST &&
+				     m->maps[i].to.obj == OBJ_GDT;
+	sc->nguest = 0;
+	memset(sc->guest, 0, sizeof sc->guest);
+	memset(&sc->guest_shim, 0, sizeof sc->guest_shim);
 	/* The guest: collisions first. */
 	struct sc_map *gm = sc->guest;
 	int *gn = &sc->nguest;
@@ -237,4 +255,13 @@ void gen_scenario(struct rng *r, struct scenario *sc)
 		x->flags_hi = 0;
 		sc->touch[sc->ntouch++] = x->lin;
 	}
+}
+
+void gen_sibling(struct rng *r, const struct scenario *base, struct scenario *sc)
+{
+	if (sc != base)
+		*sc = *base;
+	snprintf(sc->name, sizeof sc->name, "gen-%016llx", (unsigned long long)r->s);
+	sc->rounds = 1 + rng_below(r, 3);
+	gen_guest(r, sc);
 }

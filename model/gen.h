@@ -19,5 +19,9 @@ bool rng_chance(struct rng *r, unsigned percent);
 
 /* A random scenario; not necessarily valid (scenario_validate decides, with a reason). */
 void gen_scenario(struct rng *r, struct scenario *sc);
+/* Another guest (maps, its shim-address entry, the pages it reads) and round count for
+ * base's host, monitor and shim: the code stays where base put it, so an engine keeps its
+ * translations (the fuzzer draws families of siblings). */
+void gen_sibling(struct rng *r, const struct scenario *base, struct scenario *sc);
 
 #endif

@@ -123,6 +123,7 @@ struct engine {
 	uint64_t old_entry;        /* the paging entry being written, before the write */
 	bool fault_walk_ok;        /* model_error_code: the model's walk of CR2 succeeded */
 	bool check_reads;          /* SHIMCHECK_CHECK_READS: verify every partial read-back */
+	bool no_keep;              /* SHIMCHECK_NO_TB_KEEP: drop the blocks of every page that ran at each load */
 
 	struct decoded cache[DECODE_CACHE];
 	struct walk_cache_entry wc[2][WALK_CACHE];
@@ -1090,6 +1091,8 @@ struct engine *engine_open(char *err, size_t errlen)
 	}
 	const char *cr = getenv("SHIMCHECK_CHECK_READS");
 	e->check_reads = cr && *cr && strcmp(cr, "0") != 0;
+	const char *nk = getenv("SHIMCHECK_NO_TB_KEEP");
+	e->no_keep = nk && *nk && strcmp(nk, "0") != 0;
 	uc_err u = uc_open(UC_ARCH_X86, UC_MODE_32, &e->uc);
 	if (u != UC_ERR_OK) {
 		snprintf(err, errlen, "uc_open: %s", uc_strerror(u));
@@ -1298,7 +1301,7 @@ bool engine_load(struct engine *e, const struct image *img, char *err, size_t er
 	 * other addresses (blocks at the old ones would pile up on the same pages), every page
 	 * that ran loses its blocks. Scenarios that keep the layout keep their translations. */
 	uint64_t placement = placement_of(img);
-	bool drop_all = e->exec_unknown || e->exec_partial || placement != e->placement;
+	bool drop_all = e->exec_unknown || e->exec_partial || placement != e->placement || e->no_keep;
 	e->placement = placement;
 	e->exec_partial = false;
 	for (uint64_t p = 0; p < npages; p++) {

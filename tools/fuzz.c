@@ -20,6 +20,7 @@
 #include "gen.h"
 #include "mmu.h"
 
+#define FAMILY 16 /* scenarios per generated layout */
 #define KEEP_PER_RULE 3
 
 struct fuzz_stats {
@@ -27,7 +28,23 @@ struct fuzz_stats {
 	uint64_t per_rule[R_N];
 	uint64_t per_reason[SC_NREASONS];
 	uint64_t internal;
+	uint64_t digest;     /* of every run's outcome (SHIMCHECK_FUZZ_DIGEST prints it) */
 };
+
+/* Fold one run's outcome into the digest (FNV-1a): how it ended, how much it recorded,
+ * what the checkers said. Two engines that run the same scenarios must agree on it. */
+static void digest_run(struct fuzz_stats *st, uint64_t n, const struct pipeline *p, enum pl_status s)
+{
+	uint64_t v[8] = {n, (uint64_t)s, p->t.n, p->t.nmem, p->t.nev, (uint64_t)p->t.end, (uint64_t)p->v.n,
+			 p->v.n ? (uint64_t)p->v.v[0].rule << 32 | p->v.v[0].insn : 0};
+	uint64_t h = st->digest ? st->digest : 0xCBF29CE484222325ull;
+	for (int i = 0; i < 8; i++)
+		for (int b = 0; b < 64; b += 8) {
+			h ^= (v[i] >> b) & 0xFF;
+			h *= 0x100000001B3ull;
+		}
+	st->digest = h;
+}
 
 static double now_s(void)
 {
@@ -136,11 +153,24 @@ static void fuzz_job(const struct fuzz_opts *o, struct pipeline *p, int job, str
 	 * instruction counter; docs/performance.md). */
 	const char *cnt = getenv("SHIMCHECK_FUZZ_COUNT");
 	uint64_t max = cnt ? strtoull(cnt, NULL, 10) : UINT64_MAX;
+	/* Families: a generated scenario, then FAMILY - 1 siblings that keep its host, monitor
+	 * and shim and draw another guest (gen_sibling). The code stays where it was, so the
+	 * engine keeps its translations across a family, where otherwise Unicorn would
+	 * translate the code anew for every scenario; the guest's collisions, the point of
+	 * fuzzing, vary in every one. A rejected first member starts the next family at once. */
+	static struct scenario base;
+	unsigned member = 0;
 	while (now_s() < end && st->scenarios < max) {
 		uint64_t seed = r.s;
-		gen_scenario(&r, &sc);
+		if (member == 0) {
+			gen_scenario(&r, &base);
+			sc = base;
+		} else {
+			gen_sibling(&r, &base, &sc);
+		}
 		st->scenarios++;
 		enum pl_status s = pl_set_scenario(p, &sc, "generated");
+		member = s == PL_INPUT && member == 0 ? 0 : (member + 1) % FAMILY;
 		if (s == PL_INPUT) {
 			st->rejected++;
 			struct sc_error err;
@@ -156,6 +186,7 @@ static void fuzz_job(const struct fuzz_opts *o, struct pipeline *p, int job, str
 			continue;
 		}
 		s = pl_run(p);
+		digest_run(st, st->scenarios, p, s);
 		if (s == PL_OK)
 			continue;
 		if (s != PL_VIOLATION) {
@@ -182,6 +213,7 @@ static void add(struct fuzz_stats *a, const struct fuzz_stats *b)
 		a->per_rule[i] += b->per_rule[i];
 	for (int i = 0; i < SC_NREASONS; i++)
 		a->per_reason[i] += b->per_reason[i];
+	a->digest ^= b->digest; /* jobs in any order */
 }
 
 int fuzz_run(const struct fuzz_opts *o, struct pipeline *p)
@@ -250,6 +282,8 @@ int fuzz_run(const struct fuzz_opts *o, struct pipeline *p)
 	       dt > 0 ? (double)total.scenarios / dt : 0.0,
 	       total.scenarios ? 100.0 * (double)total.rejected / (double)total.scenarios : 0.0, total.findings, distinct,
 	       total.internal);
+	if (getenv("SHIMCHECK_FUZZ_DIGEST"))
+		printf("fuzz: verdict digest 0x%016" PRIx64 "\n", total.digest);
 	if (total.internal)
 		return 3;
 	return total.findings ? 1 : 0;
