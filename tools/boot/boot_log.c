@@ -38,9 +38,27 @@ static bool hex_str(const char *s, uint64_t *out)
 	return true;
 }
 
+/* A copy cut to fit must not end inside a UTF-8 character: the text is printed, and written
+ * back into JSON, where a lone lead byte makes the line unreadable (an image's module
+ * string of 98 bytes, then "é": seen reading fuzz_bootlog's round trip, reproduced by it,
+ * tests/corpus/bootlog/crash-args-cut-inside-utf8.log). */
+static void utf8_trim(char *s)
+{
+	size_t n = strlen(s), i = n;
+	while (i > 0 && ((unsigned char)s[i - 1] & 0xC0) == 0x80)
+		i--;
+	if (i == 0)
+		return;
+	unsigned char lead = (unsigned char)s[i - 1];
+	size_t need = lead >= 0xF0 ? 4 : lead >= 0xE0 ? 3 : lead >= 0xC0 ? 2 : 1;
+	if (n - (i - 1) < need)
+		s[i - 1] = '\0';
+}
+
 static void copy_str(char *dst, size_t n, const char *s)
 {
-	snprintf(dst, n, "%s", s ? s : "");
+	if (snprintf(dst, n, "%s", s ? s : "") >= (int)n)
+		utf8_trim(dst);
 }
 
 static enum okind event_kind(const char *ev)
@@ -176,7 +194,8 @@ int kline_parse(const char *s, size_t n, struct kline *k, char *why, size_t wn)
 		} else {
 			k->index = k->has_image && v < KLOG_MAX_IMAGES ? (int)v : -1;
 			size_t m = strlen(k->message);
-			snprintf(k->message + m, sizeof k->message - m, " (%s)", val[0] ? val : "?");
+			if (snprintf(k->message + m, sizeof k->message - m, " (%s)", val[0] ? val : "?") >= (int)(sizeof k->message - m))
+				utf8_trim(k->message);
 		}
 	} else {
 		k->type = K_UNKNOWN; /* a later kernel's line: not an error */
