@@ -42,21 +42,32 @@ static struct paging_regs regs_at(const struct physmem *pm, const struct tr_cpu 
  * until the paging registers change or a recorded write lands on a paging-structure page it
  * read.
  */
-#define WMEMO_MAX 24
+#define WMEMO_SLOTS 64  /* direct-mapped by page and access */
+#define WMEMO_TABLES 16 /* paging-structure pages the memo's walks read, before it gives up */
 
 struct wmemo {
 	struct paging_regs r;
-	int n;
+	uint32_t gen;          /* entries of another generation are empty */
 	struct wmemo_entry {
+		uint32_t gen;
 		uint32_t page;
 		enum access acc;
 		enum walk_status status;
 		uint32_t err;
 		uint64_t pa_page;
-		int nt;
-		uint64_t table[WALK_MAX_LEVELS]; /* the paging-structure pages the walk read */
-	} e[WMEMO_MAX];
+	} e[WMEMO_SLOTS];
+	int ntables;           /* -1: more than WMEMO_TABLES, any write may matter */
+	uint64_t tables[WMEMO_TABLES];
 };
+
+static void mwalk_forget(struct wmemo *m)
+{
+	if (++m->gen == 0) { /* wrapped: clear for real */
+		memset(m->e, 0, sizeof m->e);
+		m->gen = 1;
+	}
+	m->ntables = 0;
+}
 
 /* The paging registers of the next walks: the memo's entries hold only for the same ones. */
 static void mwalk_regs(struct wmemo *m, const struct paging_regs *r)
@@ -66,45 +77,52 @@ static void mwalk_regs(struct wmemo *m, const struct paging_regs *r)
 	for (int k = 0; k < 4; k++)
 		same &= m->r.pdpte[k] == r->pdpte[k];
 	if (!same)
-		m->n = 0;
+		mwalk_forget(m);
 	m->r = *r;
 }
 
-/* paging_walk of lin under the registers of the last mwalk_regs, through the memo; only
- * status, pa and err are filled in. */
-static struct walk mwalk(struct wmemo *m, const struct physmem *pm, const struct paging_regs *r, uint32_t lin,
+/* What the analysis needs of a walk (struct walk carries every level: too much to copy
+ * for each of the thousands of lookups a run's analysis makes). */
+struct mw {
+	enum walk_status status;
+	uint32_t err;      /* #PF error code when status == WALK_FAULT */
+	uint64_t pa;       /* when status == WALK_OK */
+};
+
+/* paging_walk of lin under the registers of the last mwalk_regs, through the memo. */
+static struct mw mwalk(struct wmemo *m, const struct physmem *pm, const struct paging_regs *r, uint32_t lin,
 			 enum access acc)
 {
-	int i = 0;
-	while (i < m->n && (m->e[i].page != (lin & PGMASK) || m->e[i].acc != acc))
-		i++;
-	if (i == m->n) {
-		struct walk w = paging_walk(pm, r, lin & PGMASK, acc, 0);
-		struct wmemo_entry x = {lin & PGMASK, acc, w.status, w.err, w.pa & ~(uint64_t)0xFFF, w.nlevels, {0}};
-		for (int k = 0; k < w.nlevels; k++)
-			x.table[k] = w.level[k].entry_pa & ~(uint64_t)0xFFF;
-		if (m->n == WMEMO_MAX)
-			i = 0; /* full: the oldest entry goes */
-		else
-			m->n++;
-		m->e[i] = x;
+	uint32_t page = lin & PGMASK;
+	struct wmemo_entry *x = &m->e[((page >> PGSHIFT) * 4 + (uint32_t)acc) % WMEMO_SLOTS];
+	if (x->gen != m->gen || x->page != page || x->acc != acc) {
+		struct walk w = paging_walk(pm, r, page, acc, 0);
+		*x = (struct wmemo_entry){m->gen, page, acc, w.status, w.err, w.pa & ~(uint64_t)0xFFF};
+		for (int k = 0; k < w.nlevels && m->ntables >= 0; k++) {
+			uint64_t t = w.level[k].entry_pa & ~(uint64_t)0xFFF;
+			int j = 0;
+			while (j < m->ntables && m->tables[j] != t)
+				j++;
+			if (j == m->ntables)
+				m->ntables = m->ntables < WMEMO_TABLES ? m->ntables + 1 : -1;
+			if (m->ntables >= 0)
+				m->tables[j] = t;
+		}
 	}
-	struct walk w = {.status = m->e[i].status, .lin = lin, .err = m->e[i].err};
-	if (w.status == WALK_OK)
-		w.pa = m->e[i].pa_page + (lin & 0xFFF);
+	struct mw w = {x->status, x->err, x->status == WALK_OK ? x->pa_page + (lin & 0xFFF) : 0};
 	return w;
 }
 
-/* A write at physical pa, applied or undone: forget the walks that read its page. */
+/* A write at physical pa, applied or undone: forget the walks if it lands on a paging
+ * structure one of them read (rare: the windows write no paging structure). */
 static void mwalk_written(struct wmemo *m, uint64_t pa)
 {
 	uint64_t page = pa & ~(uint64_t)0xFFF;
-	for (int i = 0; i < m->n; i++)
-		for (int k = 0; k < m->e[i].nt; k++)
-			if (m->e[i].table[k] == page) {
-				m->n = 0; /* rare (the windows write no paging structure): start over */
-				return;
-			}
+	bool hit = m->ntables < 0;
+	for (int j = 0; j < m->ntables && !hit; j++)
+		hit = m->tables[j] == page;
+	if (hit)
+		mwalk_forget(m);
 }
 
 /* Read n bytes at a linear address through the tables in force; false if any byte faults.
@@ -118,7 +136,7 @@ static bool read_lin(struct wmemo *m, const struct physmem *pm, const struct pag
 		unsigned chunk = PGSIZE - (at & 0xFFF);
 		if (chunk > n - done)
 			chunk = n - done;
-		struct walk w = mwalk(m, pm, r, at, ACC_READ);
+		struct mw w = mwalk(m, pm, r, at, ACC_READ);
 		const uint8_t *p = w.status == WALK_OK ? phys_ptr(pm, w.pa, chunk) : NULL;
 		if (!p)
 			return false;
@@ -202,7 +220,7 @@ static enum wverdict judge(struct wmemo *m, const struct physmem *pm, const stru
 		return WV_UNSAFE;
 	}
 	uint32_t handler = cs.base + gd.offset;
-	struct walk hw = mwalk(m, pm, &r, handler, ACC_FETCH);
+	struct mw hw = mwalk(m, pm, &r, handler, ACC_FETCH);
 	if (hw.status != WALK_OK) {
 		snprintf(why, n, "handler 0x%08" PRIx32 " not mapped for fetch under CR3 %08" PRIx32, handler, c->cr3);
 		return WV_UNSAFE;
@@ -223,7 +241,7 @@ static enum wverdict judge(struct wmemo *m, const struct physmem *pm, const stru
 	for (unsigned k = 0; k < 12; k += 4) {
 		if (k && ((sp + k) & PGMASK) == (sp & PGMASK))
 			continue; /* same page as the first push: same walk */
-		struct walk sw = mwalk(m, pm, &r, sp + k, ACC_WRITE);
+		struct mw sw = mwalk(m, pm, &r, sp + k, ACC_WRITE);
 		if (sw.status != WALK_OK) {
 			snprintf(why, n, "the push at SS:ESP-12 = 0x%08" PRIx32 " faults (error 0x%x) under CR3 %08" PRIx32
 				 ": #PF during delivery, then #DF through the same IDT", sp + k, sw.err, c->cr3);
@@ -357,7 +375,7 @@ static bool hf_access(struct hf *h, uint32_t lin, unsigned size, bool write, cha
 		uint32_t at = lin + k;
 		if (k && (at & 0xFFF) != 0)
 			continue; /* one walk per page */
-		struct walk w = mwalk(h->m, h->pm, h->r, at, write ? ACC_WRITE : ACC_READ);
+		struct mw w = mwalk(h->m, h->pm, h->r, at, write ? ACC_WRITE : ACC_READ);
 		if (w.status != WALK_OK) {
 			snprintf(why, n, "its %s of 0x%08" PRIx32 " faults (error 0x%x) under CR3 %08" PRIx32,
 				 write ? "write" : "read", at, w.err, h->r->cr3);
@@ -555,7 +573,7 @@ static enum hf_end hf_run(struct hf *h, char *why, size_t n)
 		uint64_t pa0 = UINT64_MAX;
 		while (got < sizeof b) { /* the bytes fetchable from lin, up to 16 */
 			uint32_t at = lin + (uint32_t)got;
-			struct walk w = mwalk(h->m, h->pm, h->r, at, ACC_FETCH);
+			struct mw w = mwalk(h->m, h->pm, h->r, at, ACC_FETCH);
 			size_t chunk = PGSIZE - (at & 0xFFF);
 			if (chunk > sizeof b - got)
 				chunk = sizeof b - got;
@@ -796,7 +814,7 @@ static enum wreturn judge_return(const struct physmem *pm, const struct paging_r
 	}
 	if (!(cd.type & STA_A)) {
 		/* the CPU sets the accessed bit as it loads the descriptor: a write to the GDT */
-		struct walk aw = mwalk(h->m, pm, r, gdt_at + 5, ACC_WRITE);
+		struct mw aw = mwalk(h->m, pm, r, gdt_at + 5, ACC_WRITE);
 		if (aw.status != WALK_OK) {
 			snprintf(why, n, "the handler's IRET sets the accessed bit of CS 0x%04x at 0x%08" PRIx32
 				 ", not writable under CR3 %08" PRIx32 " (error 0x%x): #PF", sel, gdt_at + 5, c->cr3, aw.err);
@@ -863,7 +881,7 @@ void window_analyse(const struct trace *t, const struct image *img, unsigned vec
 		}
 	}
 	static struct wmemo memo;
-	memo.n = 0;
+	mwalk_forget(&memo); /* memory is another run's */
 	h.m = &memo;
 	/* Wind memory back to before the first instruction; then forward, boundary by boundary. */
 	for (uint32_t i = t->n; i-- > 0;)
