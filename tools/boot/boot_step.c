@@ -326,11 +326,20 @@ int mode_step(const struct boot_opts *bo, const char *dir, const char *kernel, c
 					  : "unicorn's round ends here, qemu goes on");
 		show_steps(&p, e, s, at);
 	}
-	printf("%s: %d of %d round trips identical, %d steps on qemu (+%d that executed nothing), %.2f s (gdb %.2f s)%s\n",
-	       rc == B_OK ? "STEP PASS" : "STEP FAIL", same, nr, steps, null_steps, secs, pr.secs,
-	       p.t.end == END_DONE ? "" : "; the simulator's run does not end normally");
+	/* a scenario the simulator finds violations in is never a pass, whatever the steps say */
+	for (int i = 0; st == PL_VIOLATION && i < p.v.n && i < MAX_VIOLATIONS; i++) {
+		const struct violation *x = &p.v.v[i];
+		if (x->insn < p.t.n)
+			printf("%s #%u 0x%08" PRIx32 ": %s\n", rule_id(x->rule), x->insn, p.t.insn[x->insn].cpu.eip, x->msg);
+		else
+			printf("%s: %s\n", rule_id(x->rule), x->msg);
+	}
 	if (rc == B_OK && st == PL_VIOLATION)
-		rc = B_DIVERGE; /* a violating scenario is never a pass */
+		rc = B_DIVERGE;
+	printf("%s: %d of %d round trips identical, %d steps on qemu (+%d that executed nothing), %.2f s (gdb %.2f s)%s%s\n",
+	       rc == B_OK ? "STEP PASS" : "STEP FAIL", same, nr, steps, null_steps, secs, pr.secs,
+	       p.t.end == END_DONE ? "" : "; the simulator's run does not end normally",
+	       st == PL_VIOLATION ? "; the simulator reports violations" : "");
 out:
 	reap(qpid);
 	for (int r = 0; r < MAXR; r++) {
