@@ -33,7 +33,7 @@
 	X(R_BOUND, "BOUND", "a round trip ends within its instruction bound (no loop)")                           \
 	X(R_RETURN, "NO-RETURN", "the run comes back to host_done, the only way a run may end")                  \
 	X(R_ROUNDS, "ROUNDS", "exactly the scenario's number of round trips happen, in both directions") \
-	X(R_NMI, "NMI-WINDOW", "an NMI at any boundary of a switch window is delivered safely (variants that claim it; shimcheck window)")
+	X(R_NMI, "NMI-WINDOW", "an NMI at any boundary of a switch window is delivered and returned from safely (variants that claim it; shimcheck window)")
 
 #define RULE_X_ENUM(id, name, why) id,
 enum rule { RULES(RULE_X_ENUM) R_N };

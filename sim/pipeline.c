@@ -127,7 +127,7 @@ enum pl_status pl_run(struct pipeline *p)
 		window_analyse(&p->t, &p->img, T_NMI, &mem, &a);
 		for (int i = 0; i < a.n; i++)
 			if (a.b[i].verdict == WV_UNSAFE)
-				verdict_add(&p->v, R_NMI, a.b[i].insn, "an NMI before `%s` would not be delivered safely: %s",
+				verdict_add(&p->v, R_NMI, a.b[i].insn, "an NMI before `%s` would not be handled safely: %s",
 					    p->t.insn[a.b[i].insn].text, a.b[i].reason);
 	}
 	return p->v.n ? PL_VIOLATION : PL_OK;
