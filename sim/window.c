@@ -4,6 +4,7 @@
 #include "window.h"
 
 #include <inttypes.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -125,6 +126,43 @@ static void mwalk_written(struct wmemo *m, uint64_t pa)
 		mwalk_forget(m);
 }
 
+/*
+ * The physical bytes a judgement reads (besides the paging structures, which the walk memo
+ * watches): recorded while a boundary is judged, so that a later boundary can take the same
+ * verdict as long as no recorded write lands on them (see window_analyse).
+ */
+#define RS_MAX 48
+
+static struct readset {
+	bool on, over;
+	int n;
+	uint64_t pa[RS_MAX];
+	uint32_t len[RS_MAX];
+} rs;
+
+static void rs_add(uint64_t pa, uint32_t len)
+{
+	if (!rs.on)
+		return;
+	for (int i = 0; i < rs.n; i++)
+		if (pa >= rs.pa[i] && pa + len <= rs.pa[i] + rs.len[i])
+			return; /* already covered */
+	if (rs.n == RS_MAX) {
+		rs.over = true;
+		return;
+	}
+	rs.pa[rs.n] = pa;
+	rs.len[rs.n++] = len;
+}
+
+static bool rs_hit(const struct readset *r, uint64_t pa, uint32_t len)
+{
+	for (int i = 0; i < r->n; i++)
+		if (pa < r->pa[i] + r->len[i] && r->pa[i] < pa + len)
+			return true;
+	return false;
+}
+
 /* Read n bytes at a linear address through the tables in force; false if any byte faults.
  * One walk per page touched. */
 static bool read_lin(struct wmemo *m, const struct physmem *pm, const struct paging_regs *r, uint32_t lin,
@@ -142,6 +180,7 @@ static bool read_lin(struct wmemo *m, const struct physmem *pm, const struct pag
 			return false;
 		if (done == 0 && pa0)
 			*pa0 = w.pa;
+		rs_add(w.pa, chunk);
 		memcpy(out + done, p, chunk);
 		done += chunk;
 	}
@@ -312,6 +351,7 @@ struct hf {
 	uint64_t note_pa;      /* the shim's handler: D_NMI_PENDING, which it must write (else 0) */
 	bool noted;
 	struct wmemo *m;       /* the analysis' walks */
+	uint32_t ret_limit;    /* WRN_RETURNS: the byte limit of the CS its IRET reloads */
 };
 
 /* The general register a Capstone register is part of (0..7 = EAX..EDI), or -1; *full says
@@ -582,6 +622,7 @@ static enum hf_end hf_run(struct hf *h, char *why, size_t n)
 				break;
 			if (got == 0)
 				pa0 = w.pa;
+			rs_add(w.pa, (uint32_t)chunk);
 			memcpy(b + got, p, chunk);
 			got += chunk;
 		}
@@ -856,7 +897,47 @@ static enum wreturn judge_return(const struct physmem *pm, const struct paging_r
 		snprintf(why, n, "; its IRET reloads CS 0x%04x from 0x%08" PRIx32 " and returns", sel, gdt_at);
 	else
 		why[0] = '\0';
+	h->ret_limit = desc_byte_limit(&cd);
 	return WRN_RETURNS;
+}
+
+/*
+ * A safe verdict shared by the boundaries that follow it. Most boundaries of a window differ
+ * from the one before only in EIP, the general registers and the arithmetic flags, which a
+ * handler that saves and restores what it uses does not look at. A safe boundary's verdict is
+ * kept when (1) the handler's return was judged a second time with those perturbed (every
+ * general register but ESP, EIP, CF/PF/AF/ZF/SF/OF) and came out the same, (2) no judged byte
+ * was written since (the read set, checked against every recorded write as memory is wound
+ * forward; the walks' paging structures are the walk memo's business, its generation is part
+ * of the key) and (3) what else the judgement used is the same: IDTR, GDTR, the walk memo's
+ * generation (paging registers and tables), ESP, CS and its base, SS, EFLAGS but for the
+ * arithmetic flags. A boundary that takes it is checked for its own EIP against the limit of
+ * the CS the IRET reloads. Unsafe verdicts are never shared: their reasons are the
+ * boundary's own.
+ */
+#define FL_ARITH 0x8D5u /* CF PF AF ZF SF OF */
+
+struct shared {
+	bool valid;
+	uint32_t idtr_base, gdtr_base, esp, cs_base, eflags, mgen;
+	uint16_t idtr_limit, gdtr_limit, cs, ss;
+	enum wreturn ret;
+	uint32_t limit;
+	struct readset rs;
+};
+
+static bool shared_fits(const struct shared *sh, const struct tr_cpu *c, uint32_t mgen)
+{
+	return sh->valid && sh->mgen == mgen && sh->idtr_base == c->idtr_base && sh->idtr_limit == c->idtr_limit &&
+	       sh->gdtr_base == c->gdtr_base && sh->gdtr_limit == c->gdtr_limit && sh->esp == c->gpr[R_ESP] &&
+	       sh->cs == c->cs && sh->cs_base == c->cs_base && sh->ss == c->ss &&
+	       sh->eflags == (c->eflags & ~FL_ARITH) && (sh->ret != WRN_RETURNS || c->eip_off <= sh->limit);
+}
+
+static void shared_keep(struct shared *sh, const struct tr_cpu *c, uint32_t mgen, enum wreturn ret, uint32_t limit)
+{
+	*sh = (struct shared){true, c->idtr_base, c->gdtr_base, c->gpr[R_ESP], c->cs_base, c->eflags & ~FL_ARITH, mgen,
+			      c->idtr_limit, c->gdtr_limit, c->cs, c->ss, ret, limit, rs};
 }
 
 void window_analyse(const struct trace *t, const struct image *img, unsigned vector, struct physmem *mem,
@@ -882,6 +963,11 @@ void window_analyse(const struct trace *t, const struct image *img, unsigned vec
 	}
 	static struct wmemo memo;
 	mwalk_forget(&memo); /* memory is another run's */
+	static struct shared sh;
+	sh.valid = false;
+	/* SHIMCHECK_NO_SHARE=1 judges every boundary on its own (tests compare the two). */
+	const char *ns = getenv("SHIMCHECK_NO_SHARE");
+	bool share = !out->safe_reasons && !(ns && *ns && strcmp(ns, "0") != 0);
 	h.m = &memo;
 	/* Wind memory back to before the first instruction; then forward, boundary by boundary. */
 	for (uint32_t i = t->n; i-- > 0;)
@@ -897,9 +983,14 @@ void window_analyse(const struct trace *t, const struct image *img, unsigned vec
 			for (; applied < i; applied++) {
 				apply_writes(mem, t, applied, true);
 				const struct tr_insn *in = &t->insn[applied];
-				for (uint32_t k = 0; k < in->mem_n; k++)
-					if (t->mem[in->mem_first + k].write)
-						mwalk_written(&memo, t->mem[in->mem_first + k].pa);
+				for (uint32_t k = 0; k < in->mem_n; k++) {
+					const struct tr_mem *a = &t->mem[in->mem_first + k];
+					if (!a->write)
+						continue;
+					mwalk_written(&memo, a->pa);
+					if (sh.valid && rs_hit(&sh.rs, a->pa, a->size))
+						sh.valid = false;
+				}
 			}
 			struct wboundary *b = &out->b[out->n++];
 			b->insn = i;
@@ -916,6 +1007,13 @@ void window_analyse(const struct trace *t, const struct image *img, unsigned vec
 			const struct tr_cpu *c = &t->insn[i].cpu;
 			struct paging_regs r = regs_at(mem, c);
 			mwalk_regs(&memo, &r);
+			if (share && shared_fits(&sh, c, memo.gen)) {
+				b->verdict = b->delivery = WV_SAFE;
+				b->ret = sh.ret;
+				b->reason[0] = '\0';
+				continue;
+			}
+			rs = (struct readset){!out->safe_reasons, false, 0, {0}, {0}};
 			struct delivered dl;
 			b->verdict = b->delivery =
 				judge(&memo, mem, &r, img, c, vector, out->safe_reasons, b->reason, sizeof b->reason, &dl);
@@ -931,6 +1029,26 @@ void window_analyse(const struct trace *t, const struct image *img, unsigned vec
 					size_t k = strlen(b->reason);
 					snprintf(b->reason + k, sizeof b->reason - k, "%s", back);
 				}
+			}
+			rs.on = false;
+			/* Worth it only if the next boundary could take the verdict. */
+			const struct tr_cpu *nx = i + 1 <= to ? &t->insn[i + 1].cpu : NULL;
+			bool next_alike = nx && nx->idtr_base == c->idtr_base && nx->gdtr_base == c->gdtr_base &&
+					  nx->gpr[R_ESP] == c->gpr[R_ESP] && nx->cs == c->cs && nx->ss == c->ss &&
+					  nx->cr3 == c->cr3 && nx->cr0 == c->cr0 && nx->cr4 == c->cr4;
+			if (next_alike && rs.n && !rs.over && have_cs && b->verdict == WV_SAFE) {
+				/* Judge the return again with what it must not depend on perturbed. */
+				uint32_t limit = h.ret_limit;
+				struct tr_cpu c2 = *c;
+				for (int g = 0; g < 8; g++)
+					if (g != R_ESP)
+						c2.gpr[g] ^= 0x5A5A5A5Au;
+				c2.eflags ^= FL_ARITH;
+				c2.eip_off++;
+				c2.eip++;
+				char back2[200];
+				if (judge_return(mem, &r, img, &c2, &dl, &h, false, back2, sizeof back2) == b->ret)
+					shared_keep(&sh, c, memo.gen, b->ret, limit);
 			}
 			out->unsafe += b->verdict == WV_UNSAFE;
 			out->unsafe_delivery += b->delivery == WV_UNSAFE;
