@@ -95,7 +95,12 @@ bool run(char *const argv[], const char *cwd, const char *out_path, double timeo
 bool find_exe(const char *name, char *out, size_t n)
 {
 	if (strchr(name, '/')) {
-		snprintf(out, n, "%s", name);
+		/* absolute: the programs run in the scratch directory, where a relative path
+		 * (SHIMCHECK_QEMU=./my-qemu) would name nothing */
+		char abs[PATH_MAX];
+		if (!realpath(name, abs))
+			return false;
+		snprintf(out, n, "%s", abs);
 		return access(out, X_OK) == 0;
 	}
 	const char *path = getenv("PATH");

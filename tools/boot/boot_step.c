@@ -300,7 +300,7 @@ int mode_step(const struct boot_opts *bo, const char *dir, const char *kernel, c
 	       ei.version[0] ? ei.version : "?", p.code.variant, p.sc.name, p.img.ep[EP_HOST2MONITOR],
 	       p.img.ep[EP_HOST_AFTER_CALL]);
 	int same = 0;
-	for (int r = 0; r < nr && rc == B_OK; r++) {
+	for (int r = 0; r < nr; r++) {
 		const struct seq *e = &er[r], *s = &sr[r];
 		int at = -1;
 		for (int k = 0; k < e->n || k < s->n; k++)
@@ -311,6 +311,10 @@ int mode_step(const struct boot_opts *bo, const char *dir, const char *kernel, c
 		if (at < 0) {
 			printf("round %d: %d instructions, identical%s\n", r + 1, s->n, s->complete ? "" : " (the simulator's run ends in it)");
 			same++;
+			continue;
+		}
+		if (rc == B_DIVERGE) {
+			printf("round %d: differs from step %d on (%d instructions on qemu, %d in unicorn)\n", r + 1, at, e->n, s->n);
 			continue;
 		}
 		rc = B_DIVERGE;
