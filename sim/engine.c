@@ -667,8 +667,12 @@ static void mark_bytes(struct engine *e, uint64_t pa, unsigned n)
 	if (pa == UINT64_MAX || pa < e->base || pa + n > e->base + e->size)
 		return;
 	e->exec[(pa - e->base) >> PGSHIFT] = 1;
-	for (uint64_t b = pa - e->base, end = b + n; b < end; b++)
-		e->xbits[b >> 3] |= (uint8_t)(1u << (b & 7));
+	/* A bitmap byte at a time (an instruction spans at most three). */
+	for (uint64_t b = pa - e->base, end = b + n; b < end;) {
+		unsigned lo = (unsigned)(b & 7), k = (unsigned)(end - b) < 8 - lo ? (unsigned)(end - b) : 8 - lo;
+		e->xbits[b >> 3] |= (uint8_t)(((1u << k) - 1) << lo);
+		b += k;
+	}
 }
 
 /* The bytes of an instruction that ran, on one page or two: the blocks Unicorn translated
