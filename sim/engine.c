@@ -636,7 +636,8 @@ static void finish_prev(struct engine *e)
 		}
 		e->cur.efer = (uint32_t)e->regs.efer;
 	}
-	sync_segs(e, d->id == X86_INS_LJMP);
+	if (d->reread & RR_SEG) /* only these change a selector (e->cur keeps the others) */
+		sync_segs(e, d->id == X86_INS_LJMP);
 }
 
 /* SHIMCHECK_CHECK_READS: the partial read-back must equal a full one. A difference is the
