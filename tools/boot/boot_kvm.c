@@ -123,7 +123,9 @@ static json_t *qmp_cmd(struct qmp *q, json_t *cmd)
 	if (!s)
 		return NULL;
 	size_t n = strlen(s);
-	bool ok = write(q->fd, s, n) == (ssize_t)n && write(q->fd, "\n", 1) == 1;
+	/* QEMU may exit (the kernel's isa-debug-exit) while a command is on its way: MSG_NOSIGNAL,
+	 * or the closed socket's SIGPIPE would kill shimcheck (seen under load: status 141) */
+	bool ok = send(q->fd, s, n, MSG_NOSIGNAL) == (ssize_t)n && send(q->fd, "\n", 1, MSG_NOSIGNAL) == 1;
 	free(s);
 	if (!ok)
 		return NULL;
