@@ -819,9 +819,6 @@ enum sc_reason scenario_check_unswitched(const struct scenario *sc, const struct
 	if (!sw->ldtr && h->ldtr != m->ldtr)
 		return fail(err, SC_UNSWITCHED, "monitor.state.ldtr", "host 0x%x, monitor 0x%x: the variant does not switch LDTR",
 			    h->ldtr, m->ldtr);
-	if (sw->paging && (h->paging == SC_PAE) != (m->paging == SC_PAE) && sc->cs_wrap)
-		return fail(err, SC_UNSWITCHED, "cs_wrap",
-			    "the paging-mode switch runs at the shim's physical address and needs a flat monitor CS");
 	if (!sw->pde_swap) {
 		if (sc->guest_shim.large)
 			return fail(err, SC_PAGING, "guest.shim_pte.size",
