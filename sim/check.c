@@ -100,6 +100,15 @@ static int swe_of(const struct tr_event *ev, enum dir d, const struct image *img
 	}
 }
 
+/* "lgdt lidt ltr ...": the events seen, for a report. Returns true. */
+static bool seen_text(const enum swe *seen, int ns, char *got, size_t n)
+{
+	got[0] = '\0';
+	for (int x = 0; x < ns; x++)
+		snprintf(got + strlen(got), n - strlen(got), "%s%s", x ? " " : "", swe_name(seen[x]));
+	return true;
+}
+
 static void check_order_in(const struct trace *t, const struct image *img, const struct shim_code *code,
 			const struct window *w, int nw, struct verdict *v)
 {
@@ -124,9 +133,7 @@ static void check_order_in(const struct trace *t, const struct image *img, const
 		}
 		/* Compare with the declaration, a group at a time (a group's events may come in any
 		 * order among themselves, each once); report the first difference. */
-		char got[160] = "";
-		for (int x = 0; x < ns; x++)
-			snprintf(got + strlen(got), sizeof got - strlen(got), "%s%s", x ? " " : "", swe_name(seen[x]));
+		char got[160] = ""; /* what was seen, for a report: written only when one is due */
 		int x = 0, g0 = 0;
 		bool bad = false;
 		while (g0 < code->norder[d] && !bad) {
@@ -140,6 +147,7 @@ static void check_order_in(const struct trace *t, const struct image *img, const
 					if (!done[code->order[d][q]])
 						due = code->order[d][q];
 				if (x >= ns) {
+					seen_text(seen, ns, got, sizeof got);
 					report(v, R_ORDER, w[i].last, "%s window %d: %s never happens (seen: %s)", dir_name(d), i,
 					       swe_name(due), got[0] ? got : "nothing");
 					bad = true;
@@ -149,6 +157,7 @@ static void check_order_in(const struct trace *t, const struct image *img, const
 				for (int q = g0; q < g1; q++)
 					member |= seen[x] == code->order[d][q];
 				if (!member || done[seen[x]]) {
+					seen_text(seen, ns, got, sizeof got);
 					report(v, R_ORDER, at[x], "%s window %d: %s where %s is due (seen: %s)", dir_name(d), i,
 					       swe_name(seen[x]), swe_name(due), got);
 					bad = true;
@@ -158,7 +167,7 @@ static void check_order_in(const struct trace *t, const struct image *img, const
 			}
 			g0 = g1;
 		}
-		if (!bad && x < ns)
+		if (!bad && x < ns && seen_text(seen, ns, got, sizeof got))
 			report(v, R_ORDER, at[x], "%s window %d: extra %s after the declared sequence (seen: %s)", dir_name(d), i,
 			       swe_name(seen[x]), got);
 	}

@@ -43,7 +43,7 @@
 		}                                                                                 \
 	} while (0)
 
-#define DECODE_CACHE 4096
+#define DECODE_CACHE 1024 /* a few hundred distinct instructions: small enough to stay in cache */
 #define DECODE_PROBES 8
 #define RR_CR 1u      /* CR0, CR3, CR4 */
 #define RR_SEG 2u     /* segment selectors */
@@ -414,15 +414,15 @@ static void classify_text(struct engine *e, struct decoded *d, const cs_insn *in
  * every run. */
 static const struct decoded *decode(struct engine *e, uint32_t eip, const uint8_t *bytes, uint8_t len)
 {
-	uint64_t lo = 0, hi = 0;
-	memcpy(&lo, bytes, len < 8 ? len : 8);
-	if (len > 8)
-		memcpy(&hi, bytes + 8, (size_t)(len - 8));
-	uint64_t h = lo * 0x9E3779B97F4A7C15ull ^ (hi + len) * 0xC2B2AE3D27D4EB4Full;
-	h ^= h >> 33; /* murmur3's finalizer */
-	h *= 0xFF51AFD7ED558CCDull;
-	h ^= h >> 33;
-	struct decoded *d = NULL;
+	/* FNV-1a a byte at a time: the bytes were just copied in, and a wider load of them
+	 * would wait for those stores (no store-to-load forwarding across several stores). */
+	uint64_t h = 0xCBF29CE484222325ull;
+	for (uint8_t i = 0; i < len; i++) {
+		h ^= bytes[i];
+		h *= 0x100000001B3ull;
+	}
+	h ^= h >> 29;
+	struct decoded *d = NULL, *same = NULL; /* same: these bytes, rendered for another eip */
 	for (unsigned i = 0; i < DECODE_PROBES; i++) {
 		struct decoded *c = &e->cache[(h + i) % DECODE_CACHE];
 		if (!c->valid) {
@@ -430,10 +430,21 @@ static const struct decoded *decode(struct engine *e, uint32_t eip, const uint8_
 			break;
 		}
 		if (c->len == len && memcmp(c->bytes, bytes, len) == 0 && (!c->eip_bound || c->eip == eip)) {
-			if (c->rel && c->eip != eip)
-				render_rel(c, eip);
-			return c;
+			if (!c->rel || c->eip == eip)
+				return c;
+			if (!same)
+				same = c;
 		}
+	}
+	if (same) {
+		/* A relative branch met at another address (`call .pc` is in every binary): its
+		 * own entry, copied and rendered, so that neither is rendered on every run. */
+		if (d)
+			*d = *same;
+		else
+			d = same;
+		render_rel(d, eip);
+		return d;
 	}
 	if (!d)
 		d = &e->cache[h % DECODE_CACHE]; /* a full probe sequence: evict its first entry */

@@ -96,19 +96,6 @@ static enum pl_status ready(struct pipeline *p)
 	return PL_OK;
 }
 
-enum pl_status pl_run_raw(struct pipeline *p)
-{
-	enum pl_status s = ready(p);
-	if (s != PL_OK)
-		return s;
-	struct run_limits lim = {0, 0, false};
-	if (!engine_run(p->eng, &p->t, &lim)) {
-		snprintf(p->err, sizeof p->err, "engine: %s", p->t.end_detail);
-		return PL_INTERNAL;
-	}
-	return p->t.end == END_DONE ? PL_OK : PL_VIOLATION;
-}
-
 enum pl_status pl_run(struct pipeline *p)
 {
 	enum pl_status s = ready(p);

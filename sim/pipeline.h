@@ -37,8 +37,6 @@ enum pl_status pl_load_scenario(struct pipeline *p, const char *path);
 enum pl_status pl_set_scenario(struct pipeline *p, const struct scenario *sc, const char *label);
 /* Run once and check; the engine is opened on first use and reused. */
 enum pl_status pl_run(struct pipeline *p);
-/* The engine floor: the same run with recording off and no checker (benchmarks). PL_OK
- * when it reached host_done. */
-enum pl_status pl_run_raw(struct pipeline *p);
+
 
 #endif

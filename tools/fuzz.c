@@ -20,7 +20,6 @@
 #include "gen.h"
 #include "mmu.h"
 
-#define FAMILY 16 /* scenarios per generated layout */
 #define KEEP_PER_RULE 3
 
 struct fuzz_stats {
@@ -153,7 +152,7 @@ static void fuzz_job(const struct fuzz_opts *o, struct pipeline *p, int job, str
 	 * instruction counter; docs/performance.md). */
 	const char *cnt = getenv("SHIMCHECK_FUZZ_COUNT");
 	uint64_t max = cnt ? strtoull(cnt, NULL, 10) : UINT64_MAX;
-	/* Families: a generated scenario, then FAMILY - 1 siblings that keep its host, monitor
+	/* Families: a generated scenario, then FUZZ_FAMILY - 1 siblings that keep its host, monitor
 	 * and shim and draw another guest (gen_sibling). The code stays where it was, so the
 	 * engine keeps its translations across a family, where otherwise Unicorn would
 	 * translate the code anew for every scenario; the guest's collisions, the point of
@@ -170,7 +169,7 @@ static void fuzz_job(const struct fuzz_opts *o, struct pipeline *p, int job, str
 		}
 		st->scenarios++;
 		enum pl_status s = pl_set_scenario(p, &sc, "generated");
-		member = s == PL_INPUT && member == 0 ? 0 : (member + 1) % FAMILY;
+		member = s == PL_INPUT && member == 0 ? 0 : (member + 1) % FUZZ_FAMILY;
 		if (s == PL_INPUT) {
 			st->rejected++;
 			struct sc_error err;
@@ -178,11 +177,6 @@ static void fuzz_job(const struct fuzz_opts *o, struct pipeline *p, int job, str
 			if (why == SC_OK)
 				why = scenario_check_unswitched(&sc, &p->code.sw, &err);
 			st->per_reason[why == SC_OK ? SC_FULL : why]++;
-			continue;
-		}
-		if (o->floor) {
-			if (pl_run_raw(p) == PL_INTERNAL)
-				st->internal++;
 			continue;
 		}
 		s = pl_run(p);

@@ -10,8 +10,8 @@ struct fuzz_opts {
 	const char *out;
 	bool quiet;          /* no per-finding lines and no summary (bench) */
 	double *rate;        /* when set: scenarios per second, written at the end */
-	bool floor;          /* bench: the same scenarios with recording and checkers off */
 };
+#define FUZZ_FAMILY 16 /* generated scenarios per layout (fuzz.c) */
 /* Run the fuzzer with p's code loaded; returns the exit status (0 none, 1 findings, 2, 3). */
 int fuzz_run(const struct fuzz_opts *o, struct pipeline *p);
 #endif
