@@ -925,7 +925,7 @@ static void usage(FILE *f)
 		   "       shimcheck boot --engine qemu|kvm|bochs --mutant NAME|all [--catalogue FILE] [--scenario FILE]\n"
 		   "       shimcheck boot --engine qemu|kvm|bochs --window [--variant NAME] [--scenario FILE]\n"
 		   "                      [--after MNEMONIC]... [--boundary N]...\n"
-		   "       shimcheck boot --engine qemu --step [--variant NAME | --code-dir DIR] [--scenario FILE]\n"
+		   "       shimcheck boot --engine qemu|bochs --step [--variant NAME | --code-dir DIR] [--scenario FILE]\n"
 		   "\n"
 		   "Boots the scenario's image with the boot kernel on QEMU (TCG, -cpu Penryn), QEMU with KVM\n"
 		   "(-cpu Penryn,vendor=GenuineIntel as far as the host allows) or Bochs (GRUB ISO,\n"
@@ -938,9 +938,9 @@ static void usage(FILE *f)
 		   "  --window      a #DB instruction breakpoint at each boundary `shimcheck window` lists (or those\n"
 		   "                right after an instruction starting with MNEMONIC, or trace index N), delivered\n"
 		   "                or not, against the model's prediction; exit 1 when one disagrees\n"
-		   "  --step        QEMU's gdbstub: EIP and CR3 before every instruction of each round trip\n"
-		   "                (host2monitor to host_after_call) against Unicorn's trace; exit 1 at the\n"
-		   "                first difference\n"
+		   "  --step        QEMU's gdbstub (gdb) or Bochs's debugger: EIP and CR3 before every instruction\n"
+		   "                of each round trip (host2monitor to host_after_call) against Unicorn's trace;\n"
+		   "                exit 1 at the first difference\n"
 		   "  --keep DIR    keep the images, logs and both sides' observations (obs-*.jsonl) in DIR\n"
 		   "  --verbose     print every observation side by side\n"
 		   "exit status: 0 identical, 1 divergence or violation, 2 bad input, 3 internal error,\n"
@@ -1042,9 +1042,9 @@ static int parse_args(int argc, char **argv, struct boot_opts *o, char after[][1
 		fprintf(stderr, "shimcheck boot: command line: --window takes one scenario\n");
 		return B_INPUT;
 	}
-	if (o->step && (o->window || o->mutant || o->nscenario > 1 || strcmp(o->engine, "qemu") != 0)) {
-		fprintf(stderr, "shimcheck boot: command line: --step goes with --engine qemu and at most one --scenario, "
-			"no --window or --mutant\n");
+	if (o->step && (o->window || o->mutant || o->nscenario > 1 || strcmp(o->engine, "kvm") == 0)) {
+		fprintf(stderr, "shimcheck boot: command line: --step goes with --engine qemu or bochs and at most one "
+			"--scenario, no --window or --mutant\n");
 		return B_INPUT;
 	}
 	if ((*nafter || o->nboundary) && !o->window) {

@@ -527,14 +527,15 @@ static void bochs_first_exception(const char *log, struct obs *o)
 	free(s);
 }
 
-static int bochs_once(const struct boot_opts *bo, const char *dir, const char *kernel, struct job *jobs, int n,
-		      struct engine_info *ei, int *finished, bool *solo)
+/* Bochs's binary, its ROMs, and the way to hide its rfb port; B_OK or a status (said). */
+static char bochs_exe[PATH_MAX], bochs_unshare[PATH_MAX];
+static const char *bochs_ns;
+
+static int bochs_setup(const char *dir)
 {
-	char exe[PATH_MAX], path[PATH_MAX + 32];
-	static char unshare[PATH_MAX];
-	static const char *ns;
+	char path[PATH_MAX + 32];
 	const char *want = getenv("SHIMCHECK_BOCHS") ? getenv("SHIMCHECK_BOCHS") : "bochs";
-	if (!find_exe(want, exe, sizeof exe)) {
+	if (!find_exe(want, bochs_exe, sizeof bochs_exe)) {
 		fprintf(stderr, "shimcheck boot: %s: not found (Debian: bochs, bochsbios, vgabios); engine unavailable\n", want);
 		return B_UNAVAILABLE;
 	}
@@ -545,30 +546,34 @@ static int bochs_once(const struct boot_opts *bo, const char *dir, const char *k
 	/* Debian's Bochs has no `nogui`; its rfb display listens on port 5900 on every address.
 	 * Run it in a network namespace of its own (unshare -n as root, else with a user
 	 * namespace) so that nothing is exposed. */
-	if (!ns) {
-		if (!find_exe("unshare", unshare, sizeof unshare)) {
+	if (!bochs_ns) {
+		if (!find_exe("unshare", bochs_unshare, sizeof bochs_unshare)) {
 			fprintf(stderr, "shimcheck boot: bochs: unshare not found (Debian: util-linux): Bochs's rfb port cannot be isolated\n");
 			return B_INTERNAL;
 		}
 		snprintf(path, sizeof path, "%s/unshare.out", dir);
 		const char *flags[] = {"-n", "-rn"};
-		for (int i = 0; i < 2 && !ns; i++) {
-			char *argv[] = {unshare, (char *)flags[i], "true", NULL};
+		for (int i = 0; i < 2 && !bochs_ns; i++) {
+			char *argv[] = {bochs_unshare, (char *)flags[i], "true", NULL};
 			struct proc pr;
 			if (run(argv, dir, path, 10, &pr, NULL, NULL) && pr.status == 0)
-				ns = flags[i];
+				bochs_ns = flags[i];
 		}
-		if (!ns) {
+		if (!bochs_ns) {
 			fprintf(stderr, "shimcheck boot: bochs: neither `unshare -n` nor `unshare -rn` works here: "
 				"Bochs's rfb port cannot be isolated, not running it\n");
 			show_tail(path, 5);
 			return B_INTERNAL;
 		}
 	}
+	return B_OK;
+}
 
-	/* Bochs cannot load a multiboot ELF itself: GRUB on an ISO does, one module line per
-	 * image (with its arguments). */
-	char mkiso[PATH_MAX];
+/* Bochs cannot load a multiboot ELF itself: GRUB on an ISO (dir/boot.iso) does, one module
+ * line per image (with its arguments). */
+static int bochs_iso(const char *dir, const char *kernel, const struct job *jobs, int n, struct engine_info *ei)
+{
+	char mkiso[PATH_MAX], path[PATH_MAX + 32];
 	snprintf(mkiso, sizeof mkiso, "%s", getenv("SHIMCHECK_BOOT_MKISO") ? getenv("SHIMCHECK_BOOT_MKISO") : SHIMCHECK_BOOT_MKISO);
 	char **iso_argv = calloc((size_t)n + 8, sizeof *iso_argv);
 	char *mods = calloc((size_t)n, 96);
@@ -603,6 +608,54 @@ static int bochs_once(const struct boot_opts *bo, const char *dir, const char *k
 		return B_INTERNAL;
 	}
 	ei->prep_secs += pr.secs;
+	return B_OK;
+}
+
+/* One Bochs boot of one image driven by the debugger script rc (boot_step.c's --step):
+ * its output, both streams, in dir/bochs.out. */
+int bochs_script(const struct boot_opts *bo, const char *dir, const char *kernel, const struct job *j, const char *rc,
+		 struct engine_info *ei, struct proc *pr)
+{
+	int st = bochs_setup(dir);
+	if (st == B_OK)
+		st = bochs_iso(dir, kernel, j, 1, ei);
+	if (st != B_OK)
+		return st;
+	char path[PATH_MAX + 32];
+	snprintf(path, sizeof path, "%s/bochs.rc", dir);
+	FILE *f = fopen(path, "w");
+	if (!f || fputs(rc, f) < 0) {
+		if (f)
+			fclose(f);
+		fprintf(stderr, "shimcheck boot: %s: cannot write\n", path);
+		return B_INTERNAL;
+	}
+	if (fclose(f) != 0)
+		return B_INTERNAL;
+	if (!bochs_run(bo, dir, bochs_unshare, bochs_ns, bochs_exe, megs_for(dir, j, 1, 64), false, pr))
+		return B_INTERNAL;
+	ei->boots++;
+	ei->secs += pr->secs;
+	snprintf(path, sizeof path, "%s/bochs.out", dir);
+	char *out = slurp(path, NULL);
+	char *v = out ? strstr(out, "Bochs x86 Emulator ") : NULL;
+	if (v && !ei->version[0])
+		snprintf(ei->version, sizeof ei->version, "%.*s", (int)strcspn(v, "\n"), v);
+	free(out);
+	return B_OK;
+}
+
+static int bochs_once(const struct boot_opts *bo, const char *dir, const char *kernel, struct job *jobs, int n,
+		      struct engine_info *ei, int *finished, bool *solo)
+{
+	char path[PATH_MAX + 32];
+	int st = bochs_setup(dir);
+	if (st == B_OK)
+		st = bochs_iso(dir, kernel, jobs, n, ei);
+	if (st != B_OK)
+		return st;
+	const char *exe = bochs_exe, *unshare = bochs_unshare, *ns = bochs_ns;
+	struct proc pr;
 
 	/* The debugger script: a breakpoint on every trap routine of the boot's images, run,
 	 * and after a stop (one of them, or the kernel's magic breakpoint at the end) the

@@ -284,6 +284,10 @@ int last_started(const struct job *jobs, int n);
 /* QEMU's version line into ei (once). */
 void qemu_version(const char *exe, const char *dir, struct engine_info *ei);
 
+/* Bochs booting one image with the debugger script rc (--step); output in dir/bochs.out. */
+int bochs_script(const struct boot_opts *bo, const char *dir, const char *kernel, const struct job *j, const char *rc,
+		 struct engine_info *ei, struct proc *pr);
+
 /* KVM (boot_kvm.c): one boot of jobs[0..n), as qemu's; finished = how many images it settled. */
 int kvm_once(const struct boot_opts *bo, const char *dir, const char *kernel, struct job *jobs, int n,
 	     struct engine_info *ei, int *finished);
