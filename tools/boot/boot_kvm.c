@@ -470,9 +470,9 @@ int kvm_once(const struct boot_opts *bo, const char *dir, const char *kernel, st
 			 * paging outside long mode). No image can run. */
 			bool pvm = access("/sys/module/kvm_pvm", F_OK) == 0;
 			fprintf(stderr, "shimcheck boot: kvm: this KVM refuses the images' paging: #GP at 0x%" PRIx64 " in kernel_enter, "
-				"%s; no 32-bit paging mode runs here%s; engine unavailable\n",
+				"%s; no 32-bit paging mode runs here%s; engine unavailable (the guest saw %s; %s)\n",
 				eip, kernel_enter_insn((uint32_t)eip),
-				pvm ? " (/dev/kvm is served by kvm_pvm, which pages only in long mode)" : "");
+				pvm ? " (/dev/kvm is served by kvm_pvm, which pages only in long mode)" : "", ei->cpu, ei->cpu_note);
 			return B_UNAVAILABLE;
 		}
 		fprintf(stderr, "shimcheck boot: the boot kernel faulted: %s\n", kp.message);
