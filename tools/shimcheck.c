@@ -60,7 +60,7 @@ static void usage(FILE *f)
 		"  bench    time the engine floor, the checked round trip and a cold start (--seconds N)\n"
 		"  image    write the physical image + initial CPU state for other engines (--out FILE)\n"
 		"  mutate   automatic mutants of the variant's binaries, run through every checker\n"
-		"  boot     boot the same image on QEMU or Bochs and compare (shimcheck boot --help)\n"
+		"  boot     boot the same image on QEMU, Bochs or KVM and compare (shimcheck boot --help)\n"
 		"  compare  LOG: a serial log of the boot kernel (a PC, the ISO) against the simulator\n"
 		"  window   could an NMI be delivered at each boundary of the switch windows?\n"
 		"           (--vector N, default 2; --fail-on-unsafe: exit 1 when a boundary is unsafe)\n"
