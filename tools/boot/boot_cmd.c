@@ -14,6 +14,8 @@
  *              to its variant, booted, compared: does the engine fail as the simulator does?
  *   --window   the interrupt window by execution: a #DB instruction breakpoint at each
  *              boundary `shimcheck window` reports, delivered or not, against its prediction
+ *   --nmi      the same boundaries with a real NMI (QEMU: gdbstub and `monitor nmi`,
+ *              boot_nmi.c), the handler's return included
  */
 #define _GNU_SOURCE /* mkdtemp */
 #include "boot_cmd.h"
@@ -769,7 +771,9 @@ static bool window_agrees(enum wverdict v, enum wres r)
 	return false;
 }
 
-static bool window_selected(const struct boot_opts *bo, const struct trace *t, uint32_t insn, char after[][16], int nafter)
+/* --boundary N / --after MNEMONIC (--window, --nmi): is the boundary before trace index insn
+ * one of those asked for? (none asked: all) */
+bool boundary_selected(const struct boot_opts *bo, const struct trace *t, uint32_t insn, char after[][16], int nafter)
 {
 	if (bo->nboundary == 0 && nafter == 0)
 		return true;
@@ -838,7 +842,7 @@ static int mode_window(const struct boot_opts *bo, const char *dir, const char *
 				break;
 			}
 		job_of[i] = -1;
-		if (first != b->insn || !window_selected(bo, &p.t, b->insn, after, nafter))
+		if (first != b->insn || !boundary_selected(bo, &p.t, b->insn, after, nafter))
 			continue;
 		struct job *j = &jobs[nj];
 		snprintf(j->image, sizeof j->image, "image.bin");
@@ -871,7 +875,7 @@ static int mode_window(const struct boot_opts *bo, const char *dir, const char *
 	for (int i = 0; i < a.n; i++) {
 		const struct wboundary *b = &a.b[i];
 		const struct tr_insn *in = &p.t.insn[b->insn];
-		if (!window_selected(bo, &p.t, b->insn, after, nafter))
+		if (!boundary_selected(bo, &p.t, b->insn, after, nafter))
 			continue;
 		char how[200] = "", res[24], rb[64] = "";
 		const char *ag = "";
@@ -929,6 +933,8 @@ static void usage(FILE *f)
 		   "       shimcheck boot --engine qemu|kvm|bochs --window [--variant NAME] [--scenario FILE]\n"
 		   "                      [--after MNEMONIC]... [--boundary N]...\n"
 		   "       shimcheck boot --engine qemu|bochs --step [--variant NAME | --code-dir DIR] [--scenario FILE]\n"
+		   "       shimcheck boot --engine qemu --nmi [--variant NAME | --code-dir DIR] [--scenario FILE]\n"
+		   "                      [--after MNEMONIC]... [--boundary N]...\n"
 		   "\n"
 		   "Boots the scenario's image with the boot kernel on QEMU (TCG, -cpu Penryn), QEMU with KVM\n"
 		   "(-cpu Penryn,vendor=GenuineIntel as far as the host allows) or Bochs (GRUB ISO,\n"
@@ -944,10 +950,13 @@ static void usage(FILE *f)
 		   "  --step        QEMU's gdbstub (gdb) or Bochs's debugger: EIP and CR3 before every instruction\n"
 		   "                of each round trip (host2monitor to host_after_call) against Unicorn's trace;\n"
 		   "                exit 1 at the first difference\n"
+		   "  --nmi         a real NMI at each boundary (or those --after/--boundary select): QEMU stopped\n"
+		   "                there by its gdbstub, `monitor nmi`, run on; delivery, the handler's way back\n"
+		   "                and the end against the model's prediction; exit 1 when one disagrees\n"
 		   "  --keep DIR    keep the images, logs and both sides' observations (obs-*.jsonl) in DIR\n"
 		   "  --verbose     print every observation side by side\n"
 		   "exit status: 0 identical, 1 divergence or violation, 2 bad input, 3 internal error,\n"
-		   "77 engine unavailable (binary missing; kvm: /dev/kvm missing or unusable)\n");
+		   "77 engine unavailable (binary missing, gdb for --step/--nmi; kvm: /dev/kvm missing or unusable)\n");
 }
 
 static int parse_args(int argc, char **argv, struct boot_opts *o, char after[][16], int *nafter)
@@ -961,6 +970,7 @@ static int parse_args(int argc, char **argv, struct boot_opts *o, char after[][1
 		{"window", no_argument, NULL, 'w'},        {"after", required_argument, NULL, 'a'},
 		{"boundary", required_argument, NULL, 'b'}, {"no-batch", no_argument, NULL, 'n'},
 		{"step", no_argument, NULL, 'S'},          {"help", no_argument, NULL, 'h'},
+		{"nmi", no_argument, NULL, 'N'},
 		{NULL, 0, NULL, 0}};
 	memset(o, 0, sizeof *o);
 	o->timeout = DEFAULT_TIMEOUT;
@@ -987,6 +997,7 @@ static int parse_args(int argc, char **argv, struct boot_opts *o, char after[][1
 		case 'w': o->window = true; break;
 		case 'n': o->no_batch = true; break;
 		case 'S': o->step = true; break;
+		case 'N': o->nmi = true; break;
 		case 'a':
 			if (*nafter == 16 || strlen(optarg) >= 16 || !*optarg) {
 				fprintf(stderr, "shimcheck boot: command line: --after: '%s': at most 16, each a mnemonic\n", optarg);
@@ -1050,8 +1061,13 @@ static int parse_args(int argc, char **argv, struct boot_opts *o, char after[][1
 			"--scenario, no --window or --mutant\n");
 		return B_INPUT;
 	}
-	if ((*nafter || o->nboundary) && !o->window) {
-		fprintf(stderr, "shimcheck boot: command line: --after and --boundary go with --window\n");
+	if (o->nmi && (o->window || o->step || o->mutant || o->nscenario > 1 || strcmp(o->engine, "qemu") != 0)) {
+		fprintf(stderr, "shimcheck boot: command line: --nmi goes with --engine qemu (its gdbstub and monitor) and at "
+			"most one --scenario, no --window, --step or --mutant\n");
+		return B_INPUT;
+	}
+	if ((*nafter || o->nboundary) && !o->window && !o->nmi) {
+		fprintf(stderr, "shimcheck boot: command line: --after and --boundary go with --window or --nmi\n");
 		return B_INPUT;
 	}
 	return B_OK;
@@ -1104,7 +1120,13 @@ int boot_main(int argc, char **argv)
 		}
 	}
 
-	if (bo.step)
+	if (bo.nmi)
+		rc = mode_nmi(&bo, dir, kernel, codedir,
+			      bo.nscenario		    ? bo.scenario[0]
+			      : readable("scenarios/default.json") ? "scenarios/default.json"
+								    : SHIMCHECK_SOURCE_DIR "/scenarios/default.json",
+			      after, nafter);
+	else if (bo.step)
 		rc = mode_step(&bo, dir, kernel, codedir,
 			       bo.nscenario		     ? bo.scenario[0]
 			       : readable("scenarios/default.json") ? "scenarios/default.json"

@@ -91,6 +91,46 @@ bool run(char *const argv[], const char *cwd, const char *out_path, double timeo
 	return r->status != 127 || r->timed_out || r->stopped;
 }
 
+/* argv in the background, in cwd, stdin /dev/null, stdout+stderr into out_path, in a process
+ * group of its own (reap_bg kills that group). -1: it could not be forked. */
+pid_t spawn_bg(char *const argv[], const char *cwd, const char *out_path)
+{
+	pid_t pid = fork();
+	if (pid < 0)
+		return -1;
+	if (pid == 0) {
+		setpgid(0, 0);
+		int in = open("/dev/null", O_RDONLY);
+		int out = open(out_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+		if (in < 0 || out < 0 || chdir(cwd) != 0)
+			_exit(126);
+		dup2(in, 0);
+		dup2(out, 1);
+		dup2(out, 2);
+		execvp(argv[0], argv);
+		_exit(127);
+	}
+	setpgid(pid, pid);
+	return pid;
+}
+
+/* Wait up to grace seconds for a spawn_bg'd program to end by itself, then kill its group. */
+void reap_bg(pid_t pid, double grace)
+{
+	if (pid <= 0)
+		return;
+	double t0 = now_s();
+	while (now_s() - t0 < grace) {
+		pid_t w = waitpid(pid, NULL, WNOHANG);
+		if (w == pid || (w < 0 && errno != EINTR))
+			return;
+		struct timespec d = {0, 2 * 1000 * 1000};
+		nanosleep(&d, NULL);
+	}
+	kill(-pid, SIGKILL);
+	waitpid(pid, NULL, 0);
+}
+
 /* The full path of an executable: name itself when it has a slash, else found in PATH. */
 bool find_exe(const char *name, char *out, size_t n)
 {
@@ -188,6 +228,10 @@ struct qwatch {
 	uint32_t hit_at;
 	bool returns;      /* the routine hit returns (__shim_nmi): stop at the next exception */
 	bool storm;
+	/* --nmi: QEMU waits (-S) for gdb on its gdbstub; gdb starts once the socket exists */
+	const char *gdb_exe, *gdb_script, *dir;
+	char sock[PATH_MAX + 32];
+	pid_t gdb_pid;     /* 0: not started yet; -1: could not be */
 };
 
 static int current_image(const char *e9path)
@@ -206,6 +250,14 @@ static bool qemu_poll(void *ctx)
 {
 	struct qwatch *w = ctx;
 	struct stat st;
+	if (w->gdb_script && w->gdb_pid == 0 && access(w->sock, F_OK) == 0) {
+		char out[PATH_MAX + 32];
+		char *argv[] = {(char *)w->gdb_exe, "-batch", "-nx", "-x", (char *)w->gdb_script, NULL};
+		snprintf(out, sizeof out, "%s/gdb.out", w->dir);
+		w->gdb_pid = spawn_bg(argv, w->dir, out);
+		if (w->gdb_pid < 0)
+			return true; /* QEMU would wait for ever: stop it, gdb.out says nothing */
+	}
 	if (stat(w->log, &st) != 0 || st.st_size <= w->off)
 		return false;
 	if ((unsigned long long)st.st_size > QEMU_LOG_CAP) {
@@ -358,13 +410,24 @@ static int qemu_once(const struct boot_opts *bo, const char *dir, const char *ke
 	/* -kernel/-initrd: QEMU's own multiboot loader (no firmware boot menu, ~0.2 s). One
 	 * pinned CPU model (Unicorn runs UC_CPU_X86_PENRYN). -d int,cpu_reset: the exception
 	 * chains and "Triple fault"; exec (filtered): where images start, trap routines. */
+	/* --nmi (bo->gdb_script): stopped at the first instruction (-S), its gdbstub on a Unix
+	 * socket in the scratch directory, for the gdb that qemu_poll starts */
+	static struct qwatch w;
+	memset(&w, 0, sizeof w);
+	char gdbarg[PATH_MAX + 64];
+	snprintf(w.sock, sizeof w.sock, "%s/gdb.sock", dir);
+	snprintf(gdbarg, sizeof gdbarg, "unix:%s,server=on,wait=off", w.sock);
 	char *argv[] = {exe, "-accel", "tcg", "-cpu", "Penryn", "-m", mem, "-nodefaults", "-display", "none",
 			"-no-reboot", "-monitor", "none", "-kernel", (char *)kernel, "-initrd", initrd,
 			"-debugcon", "file:e9.log", "-serial", "file:com1.log",
 			"-device", "isa-debug-exit,iobase=0xf4,iosize=0x04", "-d", "int,cpu_reset,exec", "-dfilter", filter,
-			"-D", "qemu-int.log", NULL};
-	static struct qwatch w;
-	memset(&w, 0, sizeof w);
+			"-D", "qemu-int.log", bo->gdb_script ? "-gdb" : NULL, gdbarg, "-S", NULL};
+	if (bo->gdb_script) {
+		unlink(w.sock);
+		w.gdb_exe = bo->gdb_exe;
+		w.gdb_script = bo->gdb_script;
+		w.dir = dir;
+	}
 	snprintf(w.e9, sizeof w.e9, "%s/e9.log", dir);
 	snprintf(w.log, sizeof w.log, "%s/qemu-int.log", dir);
 	unlink(w.e9);
@@ -377,6 +440,14 @@ static int qemu_once(const struct boot_opts *bo, const char *dir, const char *ke
 	bool ran = run(argv, dir, path, bo->timeout, &pr, qemu_poll, &w);
 	free(initrd);
 	free(filter);
+	/* gdb ends when QEMU closes the connection; a second is plenty */
+	reap_bg(w.gdb_pid, 1.0);
+	if (bo->gdb_script && w.gdb_pid <= 0) {
+		fprintf(stderr, "shimcheck boot: %s: %s\n", bo->gdb_exe,
+			w.gdb_pid < 0 ? "cannot run it" : "QEMU made no gdbstub socket");
+		show_tail(path, 10);
+		return B_INTERNAL;
+	}
 	if (!ran) {
 		fprintf(stderr, "shimcheck boot: %s: cannot run it\n", exe);
 		return B_INTERNAL;

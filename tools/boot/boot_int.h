@@ -22,6 +22,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <sys/types.h>
 
 #include "pipeline.h"
 
@@ -109,12 +110,13 @@ void write_obs_file(const char *dir, const char *name, const struct obs_list *l)
 
 struct boot_opts {
 	const char *engine, *variant, *code_dir, *keep, *kernel, *mutant, *catalogue, *trigger;
+	const char *gdb_exe, *gdb_script; /* --nmi: QEMU under gdb running this script (dir-relative) */
 	const char *scenario[64];
 	int nscenario;
 	int boundary[64];     /* --window: only these (trace indexes); none: every boundary */
 	int nboundary;
 	double timeout;
-	bool verbose, window, no_batch, step;
+	bool verbose, window, no_batch, step, nmi;
 };
 
 /* One exception of a chain, from QEMU's -d int log. */
@@ -277,6 +279,10 @@ double now_s(void);
 bool run(char *const argv[], const char *cwd, const char *out_path, double timeout, struct proc *r, poll_fn poll,
 	 void *ctx);
 bool find_exe(const char *name, char *out, size_t n);
+/* argv in the background (its own process group), and its end: reap_bg waits up to grace
+ * seconds, then kills the group. */
+pid_t spawn_bg(char *const argv[], const char *cwd, const char *out_path);
+void reap_bg(pid_t pid, double grace);
 char *slurp(const char *path, size_t *len);
 void show_tail(const char *path, int lines);
 unsigned megs_for(const char *dir, const struct job *jobs, int n, unsigned floor);
@@ -314,6 +320,11 @@ int sim_run(struct pipeline *p, struct scen_res *r);
 
 /* The pipeline's image into dir/name (boot_cmd.c). */
 bool export_image(const struct pipeline *p, const char *dir, const char *name);
+/* --boundary/--after selection (boot_cmd.c), shared by --window and --nmi. */
+bool boundary_selected(const struct boot_opts *bo, const struct trace *t, uint32_t insn, char after[][16], int nafter);
+/* --nmi (boot_nmi.c): a real NMI at each selected boundary, QEMU's gdbstub and `monitor nmi`. */
+int mode_nmi(const struct boot_opts *bo, const char *dir, const char *kernel, const char *codedir, const char *scen,
+	     char after[][16], int nafter);
 /* --step (boot_step.c): the round trips instruction by instruction on QEMU's gdbstub. */
 int mode_step(const struct boot_opts *bo, const char *dir, const char *kernel, const char *codedir, const char *scen);
 

@@ -87,37 +87,6 @@ static int sim_rounds(const struct pipeline *p, struct seq *rounds, int max)
 	return nr;
 }
 
-/* QEMU in the background, in a process group of its own (stopped at the first instruction,
- * waiting for gdb). */
-static pid_t spawn(char *const argv[], const char *cwd, const char *out_path)
-{
-	pid_t pid = fork();
-	if (pid < 0)
-		return -1;
-	if (pid == 0) {
-		setpgid(0, 0);
-		int in = open("/dev/null", O_RDONLY);
-		int out = open(out_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-		if (in < 0 || out < 0 || chdir(cwd) != 0)
-			_exit(126);
-		dup2(in, 0);
-		dup2(out, 1);
-		dup2(out, 2);
-		execvp(argv[0], argv);
-		_exit(127);
-	}
-	setpgid(pid, pid);
-	return pid;
-}
-
-static void reap(pid_t pid)
-{
-	if (pid <= 0)
-		return;
-	kill(-pid, SIGKILL);
-	waitpid(pid, NULL, 0);
-}
-
 /* The gdb script: per round, continue to the breakpoint, then print and step until
  * host_after_call (or the limit). gdb stops reading a batch script at the first error
  * (QEMU gone), which ends the sequences where they are. */
@@ -237,7 +206,7 @@ static int step_qemu(const struct boot_opts *bo, const char *dir, const char *ke
 			 "-serial", "file:com1.log", "-device", "isa-debug-exit,iobase=0xf4,iosize=0x04", "-gdb", gdbarg, "-S", NULL};
 	snprintf(path, sizeof path, "%s/qemu.out", dir);
 	double t0 = now_s();
-	pid_t qpid = spawn(qargv, dir, path);
+	pid_t qpid = spawn_bg(qargv, dir, path);
 	if (qpid < 0) {
 		fprintf(stderr, "shimcheck boot: %s: cannot run it\n", qemu);
 		return B_INTERNAL;
@@ -249,14 +218,14 @@ static int step_qemu(const struct boot_opts *bo, const char *dir, const char *ke
 	if (access(sock, F_OK) != 0) {
 		fprintf(stderr, "shimcheck boot: --step: QEMU made no gdbstub socket\n");
 		show_tail(path, 10);
-		reap(qpid);
+		reap_bg(qpid, 0);
 		return B_INTERNAL;
 	}
 	char *gargv[] = {gdb, "-batch", "-nx", "-x", script, NULL};
 	snprintf(path, sizeof path, "%s/gdb.out", dir);
 	struct proc pr;
 	bool ran = run(gargv, dir, path, bo->timeout * 3, &pr, NULL, NULL);
-	reap(qpid);
+	reap_bg(qpid, 0);
 	if (!ran) {
 		fprintf(stderr, "shimcheck boot: %s: cannot run it\n", gdb);
 		return B_INTERNAL;
