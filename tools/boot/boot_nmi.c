@@ -131,9 +131,10 @@ static void chain_words(const struct img_run *r, char *b, size_t n)
 		snprintf(b + k, n - k, "]");
 }
 
-/* What the run of one boundary shows. first: the observation from which D_NMI_PENDING and
- * the page checksum may differ. */
-static void judge(const struct job *j, const struct scen_res *sim, uint32_t lin, int first, struct nrow *w)
+/* What the run of one boundary shows. lin, off: the boundary's linear EIP (QEMU's log has
+ * CS base + EIP) and its EIP in CS (the frame the kernel's stub reports); first: the
+ * observation from which D_NMI_PENDING and the page checksum may differ. */
+static void judge(const struct job *j, const struct scen_res *sim, uint32_t lin, uint32_t off, int first, struct nrow *w)
 {
 	const struct img_run *r = &j->r;
 	const struct obs *o = obs_last(&r->obs);
@@ -183,7 +184,7 @@ static void judge(const struct job *j, const struct scen_res *sim, uint32_t lin,
 	}
 	/* delivered: to the kernel's stub in the host IDT ... */
 	if (o && o->kind == O_EXCEPTION) {
-		bool ok = o->v[F_VECTOR] == 2 && o->v[F_EIP] == lin;
+		bool ok = o->v[F_VECTOR] == 2 && o->v[F_EIP] == off;
 		w->res = ok ? N_STOPS : N_FAULTED;
 		snprintf(w->handler, sizeof w->handler, "kernel's stub");
 		snprintf(w->back, sizeof w->back, "stops: the stub ends the image");
@@ -374,7 +375,7 @@ int mode_nmi(const struct boot_opts *bo, const char *dir, const char *kernel, co
 				 w->stop_cr3, c->eip_off, c->cr3);
 			w->res = N_NOT_REACHED;
 		} else {
-			judge(&j, &sim, c->eip, 1 + rounds_before, w);
+			judge(&j, &sim, c->eip, c->eip_off, 1 + rounds_before, w);
 		}
 		w->agree = nmi_agrees(b, w);
 		tested++;
