@@ -687,7 +687,10 @@ static const char *const wres_name[] = {"delivered", "faulted", "triple fault", 
  * back did, when it has one (__shim_nmi IRETs; the kernel's stub and monitor_trap stop). */
 enum wret { WRET_NONE, WRET_REFIRE, WRET_FAULT, WRET_UNKNOWN };
 
-static enum wres window_result(const struct job *j, char *b, size_t n, enum wret *ret, char *rb, size_t rn)
+/* off: the boundary's EIP in CS (the kernel's stub and a frame report that; j->dr0 is linear,
+ * which differs under a CS with a base: the monitor's with cs_wrap). */
+static enum wres window_result(const struct job *j, uint32_t off, char *b, size_t n, enum wret *ret, char *rb,
+			       size_t rn)
 {
 	const struct img_run *r = &j->r;
 	const struct obs *o = obs_last(&r->obs);
@@ -713,11 +716,11 @@ static enum wres window_result(const struct job *j, char *b, size_t n, enum wret
 	case O_EXCEPTION: {
 		uint64_t v = o->v[F_VECTOR], eip = o->v[F_EIP];
 		snprintf(b + k, n - k, "host IDT gate %" PRIu64 " -> kernel's stub: #%" PRIu64 " at 0x%" PRIx64, v, v, eip);
-		return v == 1 && eip == j->dr0 && one_db ? WR_DELIVERED : WR_FAULTED;
+		return v == 1 && eip == off && one_db ? WR_DELIVERED : WR_FAULTED;
 	}
 	case O_TRAP: {
 		const char *t = trap_name(&j->traps, (uint32_t)o->v[F_HANDLER]);
-		bool frame_ok = !r->frame_known || r->frame[0] == j->dr0;
+		bool frame_ok = !r->frame_known || r->frame[0] == off;
 		if (r->frame_known)
 			snprintf(b + k, n - k, "-> %s, frame [eip 0x%x cs 0x%x eflags 0x%x]", t ? t : "?", r->frame[0], r->frame[1],
 				 r->frame[2]);
@@ -881,7 +884,7 @@ static int mode_window(const struct boot_opts *bo, const char *dir, const char *
 		const char *ag = "";
 		if (job_of[i] >= 0) {
 			enum wret ret;
-			enum wres w = window_result(&jobs[job_of[i]], how, sizeof how, &ret, rb, sizeof rb);
+			enum wres w = window_result(&jobs[job_of[i]], in->cpu.eip_off, how, sizeof how, &ret, rb, sizeof rb);
 			ret_fault += ret == WRET_FAULT;
 			ret_ok += ret == WRET_REFIRE;
 			/* Delivery against delivery (b->verdict also counts the handler's return); the
