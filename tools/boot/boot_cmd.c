@@ -124,6 +124,20 @@ static int expand_scenario(const char *arg, char **list, int *n)
 	return B_OK;
 }
 
+int boot_prepare(struct pipeline *p, const char *codedir, const char *scen, const char *dir, bool run)
+{
+	enum pl_status st = pl_load_code(p, codedir);
+	if (st == PL_OK)
+		st = pl_load_scenario(p, scen);
+	if (st == PL_OK && !export_image(p, dir, "image.bin"))
+		return B_INTERNAL;
+	if (st == PL_OK && run && (st = pl_run(p)) == PL_VIOLATION)
+		st = PL_OK;
+	if (st != PL_OK)
+		fprintf(stderr, "shimcheck boot: %s\n", p->err);
+	return (int)st;
+}
+
 bool export_image(const struct pipeline *p, const char *dir, const char *name)
 {
 	char path[PATH_MAX + 96];
@@ -796,26 +810,13 @@ static int mode_window(const struct boot_opts *bo, const char *dir, const char *
 	const unsigned vector = 1; /* #DB: the same delivery path as an NMI (gate, CS, handler, stack) */
 	static struct pipeline p;
 	pl_init(&p);
-	enum pl_status st = pl_load_code(&p, codedir);
 	const char *scen = bo->nscenario ? bo->scenario[0]
 					 : readable("scenarios/default.json") ? "scenarios/default.json"
 									      : SHIMCHECK_SOURCE_DIR "/scenarios/default.json";
-	if (st == PL_OK)
-		st = pl_load_scenario(&p, scen);
-	if (st != PL_OK) {
-		fprintf(stderr, "shimcheck boot: %s\n", p.err);
+	int prc = boot_prepare(&p, codedir, scen, dir, true);
+	if (prc != B_OK) {
 		pl_free(&p);
-		return (int)st;
-	}
-	if (!export_image(&p, dir, "image.bin")) {
-		pl_free(&p);
-		return B_INTERNAL;
-	}
-	st = pl_run(&p);
-	if (st != PL_OK && st != PL_VIOLATION) {
-		fprintf(stderr, "shimcheck boot: %s\n", p.err);
-		pl_free(&p);
-		return (int)st;
+		return prc;
 	}
 	static struct wanalysis a;
 	struct physmem mem = engine_memory(p.eng);

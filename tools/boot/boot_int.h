@@ -320,6 +320,10 @@ int sim_run(struct pipeline *p, struct scen_res *r);
 
 /* The pipeline's image into dir/name (boot_cmd.c). */
 bool export_image(const struct pipeline *p, const char *dir, const char *name);
+/* One scenario for a boot mode: p (pl_init'ed) gets the code and the scenario, the image
+ * goes to DIR/image.bin, and with run the simulator runs it (a violation is fine: the
+ * engine is compared with it). B_OK, or the status to exit with, its line on stderr. */
+int boot_prepare(struct pipeline *p, const char *codedir, const char *scen, const char *dir, bool run);
 /* --boundary/--after selection (boot_cmd.c), shared by --window and --nmi. */
 bool boundary_selected(const struct boot_opts *bo, const struct trace *t, uint32_t insn, char after[][16], int nafter);
 /* --nmi (boot_nmi.c): a real NMI at each selected boundary, QEMU's gdbstub and `monitor nmi`. */

@@ -290,17 +290,10 @@ int mode_nmi(const struct boot_opts *bo, const char *dir, const char *kernel, co
 	static struct scen_res sim;
 	pl_init(&p);
 	memset(&sim, 0, sizeof sim);
-	enum pl_status st = pl_load_code(&p, codedir);
-	if (st == PL_OK)
-		st = pl_load_scenario(&p, scen);
-	if (st != PL_OK) {
-		fprintf(stderr, "shimcheck boot: %s\n", p.err);
+	int prc = boot_prepare(&p, codedir, scen, dir, false);
+	if (prc != B_OK) {
 		pl_free(&p);
-		return (int)st;
-	}
-	if (!export_image(&p, dir, "image.bin")) {
-		pl_free(&p);
-		return B_INTERNAL;
+		return prc;
 	}
 	int rc = sim_run(&p, &sim);
 	if (rc != B_OK) {

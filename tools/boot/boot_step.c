@@ -339,23 +339,10 @@ int mode_step(const struct boot_opts *bo, const char *dir, const char *kernel, c
 {
 	static struct pipeline p;
 	pl_init(&p);
-	enum pl_status st = pl_load_code(&p, codedir);
-	if (st == PL_OK)
-		st = pl_load_scenario(&p, scen);
-	if (st != PL_OK) {
-		fprintf(stderr, "shimcheck boot: %s\n", p.err);
+	int prc = boot_prepare(&p, codedir, scen, dir, true);
+	if (prc != B_OK) {
 		pl_free(&p);
-		return (int)st;
-	}
-	if (!export_image(&p, dir, "image.bin")) {
-		pl_free(&p);
-		return B_INTERNAL;
-	}
-	st = pl_run(&p);
-	if (st != PL_OK && st != PL_VIOLATION) {
-		fprintf(stderr, "shimcheck boot: %s\n", p.err);
-		pl_free(&p);
-		return (int)st;
+		return prc;
 	}
 	enum { MAXR = 70 };
 	static struct seq sr[MAXR], er[MAXR];
@@ -442,19 +429,19 @@ int mode_step(const struct boot_opts *bo, const char *dir, const char *kernel, c
 		show_steps(&p, eng, e, s, at);
 	}
 	/* a scenario the simulator finds violations in is never a pass, whatever the steps say */
-	for (int i = 0; st == PL_VIOLATION && i < p.v.n && i < MAX_VIOLATIONS; i++) {
+	for (int i = 0; i < p.v.n && i < MAX_VIOLATIONS; i++) {
 		const struct violation *x = &p.v.v[i];
 		if (x->insn < p.t.n)
 			printf("%s #%u 0x%08" PRIx32 ": %s\n", rule_id(x->rule), x->insn, p.t.insn[x->insn].cpu.eip, x->msg);
 		else
 			printf("%s: %s\n", rule_id(x->rule), x->msg);
 	}
-	if (rc == B_OK && st == PL_VIOLATION)
+	if (rc == B_OK && p.v.n > 0)
 		rc = B_DIVERGE;
 	printf("%s: %d of %d round trips identical, %d steps on %s (+%d that executed nothing), %.2f s (%s %.2f s)%s%s\n",
 	       rc == B_OK ? "STEP PASS" : "STEP FAIL", same, nr, steps, eng, null_steps, ei.secs + ei.prep_secs,
 	       bochs ? "Bochs" : "gdb", tool_secs, p.t.end == END_DONE ? "" : "; the simulator's run does not end normally",
-	       st == PL_VIOLATION ? "; the simulator reports violations" : "");
+	       p.v.n > 0 ? "; the simulator reports violations" : "");
 out:
 	for (int r = 0; r < MAXR; r++) {
 		free(sr[r].s);
