@@ -44,17 +44,13 @@ double now_s(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-/* Run argv in cwd with stdin from /dev/null and stdout+stderr into out_path, in its own
- * process group so that a timeout (or poll) can kill it and whatever it started (and
- * nothing else). Returns false when it could not be started. */
-bool run(char *const argv[], const char *cwd, const char *out_path, double timeout, struct proc *r, poll_fn poll,
-	 void *ctx)
+/* argv in the background, in cwd, stdin /dev/null, stdout+stderr into out_path, in a process
+ * group of its own (reap_bg kills that group). -1: it could not be forked. */
+pid_t spawn_bg(char *const argv[], const char *cwd, const char *out_path)
 {
-	memset(r, 0, sizeof *r);
-	double t0 = now_s();
 	pid_t pid = fork();
 	if (pid < 0)
-		return false;
+		return -1;
 	if (pid == 0) {
 		setpgid(0, 0);
 		int in = open("/dev/null", O_RDONLY);
@@ -68,6 +64,20 @@ bool run(char *const argv[], const char *cwd, const char *out_path, double timeo
 		_exit(127);
 	}
 	setpgid(pid, pid); /* also from here: no race with the first kill */
+	return pid;
+}
+
+/* Run argv in cwd with stdin from /dev/null and stdout+stderr into out_path, in its own
+ * process group so that a timeout (or poll) can kill it and whatever it started (and
+ * nothing else). Returns false when it could not be started. */
+bool run(char *const argv[], const char *cwd, const char *out_path, double timeout, struct proc *r, poll_fn poll,
+	 void *ctx)
+{
+	memset(r, 0, sizeof *r);
+	double t0 = now_s();
+	pid_t pid = spawn_bg(argv, cwd, out_path);
+	if (pid < 0)
+		return false;
 	int st = 0;
 	for (;;) {
 		pid_t w = waitpid(pid, &st, WNOHANG);
@@ -91,28 +101,6 @@ bool run(char *const argv[], const char *cwd, const char *out_path, double timeo
 	return r->status != 127 || r->timed_out || r->stopped;
 }
 
-/* argv in the background, in cwd, stdin /dev/null, stdout+stderr into out_path, in a process
- * group of its own (reap_bg kills that group). -1: it could not be forked. */
-pid_t spawn_bg(char *const argv[], const char *cwd, const char *out_path)
-{
-	pid_t pid = fork();
-	if (pid < 0)
-		return -1;
-	if (pid == 0) {
-		setpgid(0, 0);
-		int in = open("/dev/null", O_RDONLY);
-		int out = open(out_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-		if (in < 0 || out < 0 || chdir(cwd) != 0)
-			_exit(126);
-		dup2(in, 0);
-		dup2(out, 1);
-		dup2(out, 2);
-		execvp(argv[0], argv);
-		_exit(127);
-	}
-	setpgid(pid, pid);
-	return pid;
-}
 
 /* Wait up to grace seconds for a spawn_bg'd program to end by itself, then kill its group. */
 void reap_bg(pid_t pid, double grace)
