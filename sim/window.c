@@ -334,6 +334,7 @@ enum hf_end { HF_IRET, HF_STOPS, HF_CANNOT };
 struct hf_slot {
 	uint32_t lin, v;
 	bool known;
+	bool taint;            /* v comes from the interrupted context (see hf.taint) */
 };
 
 struct hf {
@@ -352,6 +353,11 @@ struct hf {
 	bool noted;
 	struct wmemo *m;       /* the analysis' walks */
 	uint32_t ret_limit;    /* WRN_RETURNS: the byte limit of the CS its IRET reloads */
+	/* Which values come from the interrupted context (its general registers but ESP, the
+	 * frame): when one of them forms an address the handler uses, or where RET goes, the
+	 * handler's path depends on them (value_dep) and its verdict is not shared. */
+	bool taint[8];
+	bool value_dep;
 };
 
 /* The general register a Capstone register is part of (0..7 = EAX..EDI), or -1; *full says
@@ -384,7 +390,7 @@ static struct hf_slot *hf_slot_at(struct hf *h, uint32_t lin)
 }
 
 /* Stack dword written at lin (known value v, or unknown). */
-static bool hf_store(struct hf *h, uint32_t lin, uint32_t v, bool known)
+static bool hf_store(struct hf *h, uint32_t lin, uint32_t v, bool known, bool taint)
 {
 	struct hf_slot *s = hf_slot_at(h, lin);
 	if (!s) {
@@ -395,6 +401,7 @@ static bool hf_store(struct hf *h, uint32_t lin, uint32_t v, bool known)
 	}
 	s->v = v;
 	s->known = known;
+	s->taint = taint;
 	return true;
 }
 
@@ -438,8 +445,9 @@ static bool hf_access(struct hf *h, uint32_t lin, unsigned size, bool write, cha
 }
 
 /* The linear address of a memory operand; false when a register it uses is unknown. */
-static bool hf_addr(const struct hf *h, const cs_x86_op *op, bool segment, uint32_t *lin)
+static bool hf_addr(const struct hf *h, const cs_x86_op *op, bool segment, uint32_t *lin, bool *taint)
 {
+	*taint = false;
 	uint32_t a = (uint32_t)op->mem.disp;
 	bool full;
 	if (op->mem.base != X86_REG_INVALID) {
@@ -447,12 +455,14 @@ static bool hf_addr(const struct hf *h, const cs_x86_op *op, bool segment, uint3
 		if (g < 0 || !full || !h->known[g])
 			return false;
 		a += h->gpr[g];
+		*taint |= h->taint[g];
 	}
 	if (op->mem.index != X86_REG_INVALID) {
 		int g = gpr_of(op->mem.index, &full);
 		if (g < 0 || !full || !h->known[g])
 			return false;
 		a += h->gpr[g] * (uint32_t)op->mem.scale;
+		*taint |= h->taint[g];
 	}
 	if (segment && op->mem.segment == X86_REG_CS)
 		a += h->cs_base; /* other segments: flat (see above) */
@@ -461,7 +471,7 @@ static bool hf_addr(const struct hf *h, const cs_x86_op *op, bool segment, uint3
 }
 
 /* A dword the handler reads: what it pushed, or memory as at the boundary. */
-static bool hf_load(struct hf *h, uint32_t lin, uint32_t *v, bool *known, char *why, size_t n)
+static bool hf_load(struct hf *h, uint32_t lin, uint32_t *v, bool *known, bool *taint, char *why, size_t n)
 {
 	if (!hf_access(h, lin, 4, false, why, n))
 		return false;
@@ -470,9 +480,11 @@ static bool hf_load(struct hf *h, uint32_t lin, uint32_t *v, bool *known, char *
 	if (s) {
 		*v = s->v;
 		*known = s->known;
+		*taint = s->taint;
 	} else {
 		*known = read_lin(h->m, h->pm, h->r, lin, b, 4, NULL);
 		*v = *known ? get4(b) : 0;
+		*taint = false; /* memory as at the boundary: its bytes are in the read set */
 	}
 	return true;
 }
@@ -568,11 +580,13 @@ static bool hf_generic(struct hf *h, const struct hf_decoded *d, char *why, size
 		if (op->type != X86_OP_MEM)
 			continue;
 		uint32_t lin;
-		if (!hf_addr(h, op, true, &lin)) {
+		bool tainted;
+		if (!hf_addr(h, op, true, &lin, &tainted)) {
 			snprintf(why, n, "the model cannot follow `%s` (its address depends on a register it does not know)",
 				 hf_text(in, text, sizeof text));
 			return false;
 		}
+		h->value_dep |= tainted;
 		/* Capstone 4 leaves access off some operands: then take both */
 		uint8_t acc = op->access ? op->access : CS_AC_READ | CS_AC_WRITE;
 		if ((acc & CS_AC_READ) && !hf_access(h, lin, op->size, false, why, n))
@@ -656,14 +670,15 @@ static enum hf_end hf_run(struct hf *h, char *why, size_t n)
 			/* a dword (no operand-size prefix) from a whole register or an immediate */
 			if (x->op_count != 1 || x->prefix[2] == 0x66 || !(o0->type == X86_OP_IMM || r0))
 				goto generic;
+			bool t = false;
 			if (o0->type == X86_OP_IMM)
 				v = (uint32_t)o0->imm;
 			else
-				v = h->gpr[g0], known = h->known[g0];
+				v = h->gpr[g0], known = h->known[g0], t = h->taint[g0];
 			at = h->gpr[R_ESP] - 4;
 			if (!hf_access(h, at, 4, true, why, n))
 				return HF_CANNOT;
-			if (!hf_store(h, at, v, known)) {
+			if (!hf_store(h, at, v, known, t)) {
 				snprintf(why, n, "the handler pushes more than %d dwords", HF_SLOTS);
 				return HF_CANNOT;
 			}
@@ -672,7 +687,7 @@ static enum hf_end hf_run(struct hf *h, char *why, size_t n)
 		case X86_INS_POP:
 			if (x->op_count != 1 || !r0 || g0 == R_ESP)
 				goto generic;
-			if (!hf_load(h, h->gpr[R_ESP], &h->gpr[g0], &h->known[g0], why, n))
+			if (!hf_load(h, h->gpr[R_ESP], &h->gpr[g0], &h->known[g0], &h->taint[g0], why, n))
 				return HF_CANNOT;
 			h->gpr[R_ESP] += 4;
 			break;
@@ -682,7 +697,7 @@ static enum hf_end hf_run(struct hf *h, char *why, size_t n)
 			at = h->gpr[R_ESP] - 4;
 			if (!hf_access(h, at, 4, true, why, n))
 				return HF_CANNOT;
-			if (!hf_store(h, at, next, true)) {
+			if (!hf_store(h, at, next, true, false)) {
 				snprintf(why, n, "the handler pushes more than %d dwords", HF_SLOTS);
 				return HF_CANNOT;
 			}
@@ -697,8 +712,10 @@ static enum hf_end hf_run(struct hf *h, char *why, size_t n)
 		case X86_INS_RET:
 			if (x->op_count != 0)
 				goto generic;
-			if (!hf_load(h, h->gpr[R_ESP], &next, &known, why, n))
+			bool rt;
+			if (!hf_load(h, h->gpr[R_ESP], &next, &known, &rt, why, n))
 				return HF_CANNOT;
+			h->value_dep |= rt; /* where it goes depends on the interrupted context */
 			if (!known) {
 				snprintf(why, n, "the model cannot follow `ret` at 0x%08" PRIx32 " (the return address is not known)", lin);
 				return HF_CANNOT;
@@ -708,7 +725,7 @@ static enum hf_end hf_run(struct hf *h, char *why, size_t n)
 		case X86_INS_LEA:
 			if (!r0 || g0 == R_ESP)
 				goto generic;
-			h->known[g0] = hf_addr(h, o1, false, &v); /* an address, not an access */
+			h->known[g0] = hf_addr(h, o1, false, &v, &h->taint[g0]); /* an address, not an access */
 			h->gpr[g0] = v;
 			break;
 		case X86_INS_MOV:
@@ -717,30 +734,36 @@ static enum hf_end hf_run(struct hf *h, char *why, size_t n)
 			if (r0 && g0 != R_ESP && o1->type == X86_OP_IMM) {
 				h->gpr[g0] = (uint32_t)o1->imm;
 				h->known[g0] = true;
+				h->taint[g0] = false;
 			} else if (r0 && g0 != R_ESP && g1 >= 0 && full1) {
 				h->gpr[g0] = h->gpr[g1];
 				h->known[g0] = h->known[g1];
+				h->taint[g0] = h->taint[g1];
 			} else if (r0 && g0 != R_ESP && o1->type == X86_OP_MEM) {
-				if (!hf_addr(h, o1, true, &at)) {
+				bool tainted;
+				if (!hf_addr(h, o1, true, &at, &tainted)) {
 					snprintf(why, n, "the model cannot follow `%s` (its address depends on a register it does not know)",
 						 hf_text(in, text, sizeof text));
 					return HF_CANNOT;
 				}
-				if (!hf_load(h, at, &h->gpr[g0], &h->known[g0], why, n))
+				h->value_dep |= tainted;
+				if (!hf_load(h, at, &h->gpr[g0], &h->known[g0], &h->taint[g0], why, n))
 					return HF_CANNOT;
 			} else if (o0->type == X86_OP_MEM && (o1->type == X86_OP_IMM || (g1 >= 0 && full1))) {
-				if (!hf_addr(h, o0, true, &at)) {
+				bool tainted;
+				if (!hf_addr(h, o0, true, &at, &tainted)) {
 					snprintf(why, n, "the model cannot follow `%s` (its address depends on a register it does not know)",
 						 hf_text(in, text, sizeof text));
 					return HF_CANNOT;
 				}
+				h->value_dep |= tainted;
 				if (!hf_access(h, at, 4, true, why, n))
 					return HF_CANNOT;
 				v = o1->type == X86_OP_IMM ? (uint32_t)o1->imm : h->gpr[g1];
 				known = o1->type == X86_OP_IMM || h->known[g1];
 				hf_clobber(h, at, 4);
 				if (hf_slot_at(h, at) || at - h->gpr[R_ESP] < 4 * HF_SLOTS)
-					(void)hf_store(h, at, v, known); /* a stack dword: IRET may pop it */
+					(void)hf_store(h, at, v, known, o1->type != X86_OP_IMM && h->taint[g1]); /* IRET may pop it */
 			} else {
 				goto generic;
 			}
@@ -771,16 +794,19 @@ static enum wreturn judge_return(const struct physmem *pm, const struct paging_r
 	h->pm = pm;
 	h->r = r;
 	memcpy(h->gpr, c->gpr, sizeof h->gpr);
-	for (int g = 0; g < 8; g++)
+	for (int g = 0; g < 8; g++) {
 		h->known[g] = true;
+		h->taint[g] = g != R_ESP; /* ESP is part of the sharing key */
+	}
+	h->value_dep = false;
 	h->gpr[R_ESP] = dl->sp;
 	h->cs_base = dl->cs_base;
 	h->eip = dl->handler_off;
 	h->nslot = 0;
 	/* The frame as the CPU pushed it: EIP (the offset in CS), CS, EFLAGS. */
-	hf_store(h, dl->sp, c->eip_off, true);
-	hf_store(h, dl->sp + 4, c->cs, true);
-	hf_store(h, dl->sp + 8, c->eflags, true);
+	hf_store(h, dl->sp, c->eip_off, true, true);
+	hf_store(h, dl->sp + 4, c->cs, true, false); /* CS is part of the sharing key */
+	hf_store(h, dl->sp + 8, c->eflags, true, true);
 	h->npage = 0;
 	h->wpage[h->npage++] = dl->stack_pa & ~(uint64_t)0xFFF;
 	h->note_pa = 0;
@@ -803,9 +829,10 @@ static enum wreturn judge_return(const struct physmem *pm, const struct paging_r
 	}
 	/* IRETD, CPL 0 (NT is clear: the gate cleared it): pops EIP, CS, EFLAGS at SS:ESP. */
 	uint32_t esp = h->gpr[R_ESP], fr[3];
-	bool fk[3];
+	bool fk[3], ft[3]; /* taints: the values are compared below, which the perturbed second
+			    * judgement (window_analyse) covers */
 	for (int k = 0; k < 3; k++)
-		if (!hf_load(h, esp + 4 * (uint32_t)k, &fr[k], &fk[k], step, sizeof step)) {
+		if (!hf_load(h, esp + 4 * (uint32_t)k, &fr[k], &fk[k], &ft[k], step, sizeof step)) {
 			snprintf(why, n, "the handler's IRET cannot pop its frame: %s", step);
 			return WRN_FAULTS;
 		}
@@ -1036,7 +1063,8 @@ void window_analyse(const struct trace *t, const struct image *img, unsigned vec
 			bool next_alike = nx && nx->idtr_base == c->idtr_base && nx->gdtr_base == c->gdtr_base &&
 					  nx->gpr[R_ESP] == c->gpr[R_ESP] && nx->cs == c->cs && nx->ss == c->ss &&
 					  nx->cr3 == c->cr3 && nx->cr0 == c->cr0 && nx->cr4 == c->cr4;
-			if (next_alike && rs.n && !rs.over && have_cs && b->verdict == WV_SAFE) {
+			bool dep = h.value_dep; /* of the judgement above (the one below overwrites it) */
+			if (next_alike && !dep && rs.n && !rs.over && have_cs && b->verdict == WV_SAFE) {
 				/* Judge the return again with what it must not depend on perturbed. */
 				uint32_t limit = h.ret_limit;
 				struct tr_cpu c2 = *c;

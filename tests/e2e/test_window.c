@@ -16,6 +16,7 @@
 #include <cmocka.h>
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "mutate.h"
@@ -228,10 +229,57 @@ static void hardened_handler_must_note(void **state)
 	pl_free(&P);
 }
 
+/* A handler whose note goes through the interrupted ESI (`or byte [ss:esi + 0x120], 1`): its
+ * verdict depends on a value of the interrupted context, safe where ESI happens to point at
+ * the data area, unsafe elsewhere (default scenario: 42 and 94 of 136). Sharing verdicts
+ * between boundaries must change none of them (SHIMCHECK_NO_SHARE=1 judges each alone). */
+static void hardened_value_dependent_handler(void **state)
+{
+	(void)state;
+	static struct wanalysis alone;
+	pl_init(&P);
+	assert_int_equal(pl_load_code(&P, SHIMCHECK_SHIM_DIR "/hardened"), PL_OK);
+	struct shim_code mut;
+	assert_true(code_dup(&mut, &P.code));
+	struct insn_ref r;
+	assert_true(mutate_find(&mut, CB_SHIM, "__shim_nmi", "or byte ptr ss:", 1, &r));
+	assert_int_equal(r.len, 8);
+	uint8_t b[8];
+	memcpy(b, mut.bin[r.bin].bytes + r.off, sizeof b);
+	assert_int_equal(b[2], 0x88); /* ModRM: /1, [eax + disp32] */
+	b[2] = 0x8E;                  /* ... [esi + disp32] */
+	b[3] = 0x20, b[4] = 0x01, b[5] = 0, b[6] = 0; /* D_NMI_PENDING's offset in the data area */
+	assert_true(mutate_replace(&mut, &r, b, sizeof b));
+	pl_use_code(&P, &mut);
+	assert_int_equal(pl_load_scenario(&P, SHIMCHECK_SOURCE_DIR "/scenarios/default.json"), PL_OK);
+	enum pl_status st = pl_run(&P);
+	assert_true(st == PL_OK || st == PL_VIOLATION);
+	struct physmem mem = engine_memory(P.eng);
+	A.safe_reasons = alone.safe_reasons = false; /* the per-run check's mode, where sharing is on */
+	assert_int_equal(setenv("SHIMCHECK_NO_SHARE", "1", 1), 0);
+	window_analyse(&P.t, &P.img, 2, &mem, &alone);
+	assert_int_equal(unsetenv("SHIMCHECK_NO_SHARE"), 0);
+	window_analyse(&P.t, &P.img, 2, &mem, &A);
+	assert_int_equal(A.n, alone.n);
+	int safe = 0, unsafe = 0;
+	for (int i = 0; i < A.n; i++) {
+		if (A.b[i].verdict != alone.b[i].verdict || A.b[i].ret != alone.b[i].ret)
+			fail_msg("boundary #%u: shared %d/%d, alone %d/%d (%s)", A.b[i].insn, A.b[i].verdict, A.b[i].ret,
+				 alone.b[i].verdict, alone.b[i].ret, alone.b[i].reason);
+		safe += alone.b[i].verdict == WV_SAFE;
+		unsafe += alone.b[i].verdict == WV_UNSAFE;
+	}
+	printf("# value-dependent handler: %d boundaries, %d safe, %d unsafe, the same with and without sharing\n",
+	       A.n, safe, unsafe);
+	assert_true(safe > 0 && unsafe > 0);
+	pl_free(&P);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {cmocka_unit_test(literal_nmi_window), cmocka_unit_test(hardened_nmi_safe_everywhere),
 					   cmocka_unit_test(hardened_old_cs_return_faults),
-					   cmocka_unit_test(hardened_handler_clobbers), cmocka_unit_test(hardened_handler_must_note)};
+					   cmocka_unit_test(hardened_handler_clobbers), cmocka_unit_test(hardened_handler_must_note),
+					   cmocka_unit_test(hardened_value_dependent_handler)};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
