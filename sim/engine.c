@@ -30,6 +30,7 @@
 #include "../model/mmu.h"
 #include "../shim/shim_abi.h"
 #include "effects.h"
+#include "fnv.h"
 
 #define SHIM_CODE_LEN SHIM_DATA_OFF
 
@@ -416,11 +417,7 @@ static const struct decoded *decode(struct engine *e, uint32_t eip, const uint8_
 {
 	/* FNV-1a a byte at a time: the bytes were just copied in, and a wider load of them
 	 * would wait for those stores (no store-to-load forwarding across several stores). */
-	uint64_t h = 0xCBF29CE484222325ull;
-	for (uint8_t i = 0; i < len; i++) {
-		h ^= bytes[i];
-		h *= 0x100000001B3ull;
-	}
+	uint64_t h = fnv1a64(FNV64_INIT, bytes, len);
 	h ^= h >> 29;
 	struct decoded *d = NULL, *same = NULL; /* same: these bytes, rendered for another eip */
 	for (unsigned i = 0; i < DECODE_PROBES; i++) {
@@ -1236,19 +1233,14 @@ static bool set_initial(struct engine *e)
  * code pages (physical). FNV-1a over them. */
 static uint64_t placement_of(const struct image *img)
 {
-	uint64_t v[EP_N + 4], h = 0xCBF29CE484222325ull;
+	uint64_t v[EP_N + 4];
 	for (int i = 0; i < EP_N; i++)
 		v[i] = img->ep[i];
 	v[EP_N] = img->shim_lin;
 	v[EP_N + 1] = img->shim_pa;
 	v[EP_N + 2] = img->w[SP_HOST].obj_pa[OBJ_CODE];
 	v[EP_N + 3] = img->w[SP_MON].obj_pa[OBJ_CODE];
-	for (size_t i = 0; i < sizeof v / sizeof v[0]; i++)
-		for (int b = 0; b < 64; b += 8) {
-			h ^= (v[i] >> b) & 0xFF;
-			h *= 0x100000001B3ull;
-		}
-	return h;
+	return fnv1a64(FNV64_INIT, v, sizeof v);
 }
 
 /* Do the bytes of page p that ran differ between the engine's memory and src? */

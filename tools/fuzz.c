@@ -17,6 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "fnv.h"
 #include "gen.h"
 #include "mmu.h"
 
@@ -36,13 +37,7 @@ static void digest_run(struct fuzz_stats *st, uint64_t n, const struct pipeline 
 {
 	uint64_t v[8] = {n, (uint64_t)s, p->t.n, p->t.nmem, p->t.nev, (uint64_t)p->t.end, (uint64_t)p->v.n,
 			 p->v.n ? (uint64_t)p->v.v[0].rule << 32 | p->v.v[0].insn : 0};
-	uint64_t h = st->digest ? st->digest : 0xCBF29CE484222325ull;
-	for (int i = 0; i < 8; i++)
-		for (int b = 0; b < 64; b += 8) {
-			h ^= (v[i] >> b) & 0xFF;
-			h *= 0x100000001B3ull;
-		}
-	st->digest = h;
+	st->digest = fnv1a64(st->digest ? st->digest : FNV64_INIT, v, sizeof v);
 }
 
 static double now_s(void)
