@@ -108,7 +108,6 @@ struct engine {
 	uint64_t placement;        /* where the image puts the code (placement_of) */
 	bool exec_unknown;         /* a run without recording: which pages ran is not known */
 	uint64_t used;             /* image_used() of the image loaded */
-	bool code_dirty;
 
 	/* per run */
 	struct trace *t;
