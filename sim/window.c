@@ -335,6 +335,7 @@ struct hf_slot {
 	uint32_t lin, v;
 	bool known;
 	bool taint;            /* v comes from the interrupted context (see hf.taint) */
+	int8_t orig;           /* v is exactly that initial value (see hf.orig), or -1 */
 };
 
 struct hf {
@@ -358,7 +359,17 @@ struct hf {
 	 * handler's path depends on them (value_dep) and its verdict is not shared. */
 	bool taint[8];
 	bool value_dep;
+	/* Which initial value each register holds unchanged: 0..7 the interrupted EAX..EDI,
+	 * ORIG_EIP/ORIG_EFLAGS the frame's, -1 none. A return whose IRET pops the frame's EIP
+	 * and EFLAGS and leaves every register with its own value is the same for any values
+	 * of them (indep, set by judge_return). */
+	int8_t orig[8];
+	bool indep;
 };
+
+#define ORIG_EIP 8
+#define ORIG_CS 9
+#define ORIG_EFLAGS 10
 
 /* The general register a Capstone register is part of (0..7 = EAX..EDI), or -1; *full says
  * it is the whole 32-bit register. */
@@ -390,7 +401,7 @@ static struct hf_slot *hf_slot_at(struct hf *h, uint32_t lin)
 }
 
 /* Stack dword written at lin (known value v, or unknown). */
-static bool hf_store(struct hf *h, uint32_t lin, uint32_t v, bool known, bool taint)
+static bool hf_store(struct hf *h, uint32_t lin, uint32_t v, bool known, bool taint, int8_t orig)
 {
 	struct hf_slot *s = hf_slot_at(h, lin);
 	if (!s) {
@@ -402,6 +413,7 @@ static bool hf_store(struct hf *h, uint32_t lin, uint32_t v, bool known, bool ta
 	s->v = v;
 	s->known = known;
 	s->taint = taint;
+	s->orig = orig;
 	return true;
 }
 
@@ -410,8 +422,10 @@ static bool hf_store(struct hf *h, uint32_t lin, uint32_t v, bool known, bool ta
 static void hf_clobber(struct hf *h, uint32_t lin, unsigned size)
 {
 	for (int i = 0; i < h->nslot; i++)
-		if (h->slot[i].lin - lin < size || lin - h->slot[i].lin < 4)
+		if (h->slot[i].lin - lin < size || lin - h->slot[i].lin < 4) {
 			h->slot[i].known = false;
+			h->slot[i].orig = -1;
+		}
 }
 
 /* One data access of the handler: every byte mapped for it under the paging in force, and a
@@ -471,7 +485,8 @@ static bool hf_addr(const struct hf *h, const cs_x86_op *op, bool segment, uint3
 }
 
 /* A dword the handler reads: what it pushed, or memory as at the boundary. */
-static bool hf_load(struct hf *h, uint32_t lin, uint32_t *v, bool *known, bool *taint, char *why, size_t n)
+static bool hf_load(struct hf *h, uint32_t lin, uint32_t *v, bool *known, bool *taint, int8_t *orig, char *why,
+		    size_t n)
 {
 	if (!hf_access(h, lin, 4, false, why, n))
 		return false;
@@ -481,10 +496,12 @@ static bool hf_load(struct hf *h, uint32_t lin, uint32_t *v, bool *known, bool *
 		*v = s->v;
 		*known = s->known;
 		*taint = s->taint;
+		*orig = s->orig;
 	} else {
 		*known = read_lin(h->m, h->pm, h->r, lin, b, 4, NULL);
 		*v = *known ? get4(b) : 0;
 		*taint = false; /* memory as at the boundary: its bytes are in the read set */
+		*orig = -1;
 	}
 	return true;
 }
@@ -613,6 +630,7 @@ static bool hf_generic(struct hf *h, const struct hf_decoded *d, char *why, size
 			return false;
 		}
 		h->known[g] = false;
+		h->orig[g] = -1;
 	}
 	return true;
 }
@@ -671,14 +689,15 @@ static enum hf_end hf_run(struct hf *h, char *why, size_t n)
 			if (x->op_count != 1 || x->prefix[2] == 0x66 || !(o0->type == X86_OP_IMM || r0))
 				goto generic;
 			bool t = false;
+			int8_t og = -1;
 			if (o0->type == X86_OP_IMM)
 				v = (uint32_t)o0->imm;
 			else
-				v = h->gpr[g0], known = h->known[g0], t = h->taint[g0];
+				v = h->gpr[g0], known = h->known[g0], t = h->taint[g0], og = h->orig[g0];
 			at = h->gpr[R_ESP] - 4;
 			if (!hf_access(h, at, 4, true, why, n))
 				return HF_CANNOT;
-			if (!hf_store(h, at, v, known, t)) {
+			if (!hf_store(h, at, v, known, t, og)) {
 				snprintf(why, n, "the handler pushes more than %d dwords", HF_SLOTS);
 				return HF_CANNOT;
 			}
@@ -687,7 +706,7 @@ static enum hf_end hf_run(struct hf *h, char *why, size_t n)
 		case X86_INS_POP:
 			if (x->op_count != 1 || !r0 || g0 == R_ESP)
 				goto generic;
-			if (!hf_load(h, h->gpr[R_ESP], &h->gpr[g0], &h->known[g0], &h->taint[g0], why, n))
+			if (!hf_load(h, h->gpr[R_ESP], &h->gpr[g0], &h->known[g0], &h->taint[g0], &h->orig[g0], why, n))
 				return HF_CANNOT;
 			h->gpr[R_ESP] += 4;
 			break;
@@ -697,7 +716,7 @@ static enum hf_end hf_run(struct hf *h, char *why, size_t n)
 			at = h->gpr[R_ESP] - 4;
 			if (!hf_access(h, at, 4, true, why, n))
 				return HF_CANNOT;
-			if (!hf_store(h, at, next, true, false)) {
+			if (!hf_store(h, at, next, true, false, -1)) {
 				snprintf(why, n, "the handler pushes more than %d dwords", HF_SLOTS);
 				return HF_CANNOT;
 			}
@@ -713,7 +732,8 @@ static enum hf_end hf_run(struct hf *h, char *why, size_t n)
 			if (x->op_count != 0)
 				goto generic;
 			bool rt;
-			if (!hf_load(h, h->gpr[R_ESP], &next, &known, &rt, why, n))
+			int8_t ro;
+			if (!hf_load(h, h->gpr[R_ESP], &next, &known, &rt, &ro, why, n))
 				return HF_CANNOT;
 			h->value_dep |= rt; /* where it goes depends on the interrupted context */
 			if (!known) {
@@ -726,6 +746,7 @@ static enum hf_end hf_run(struct hf *h, char *why, size_t n)
 			if (!r0 || g0 == R_ESP)
 				goto generic;
 			h->known[g0] = hf_addr(h, o1, false, &v, &h->taint[g0]); /* an address, not an access */
+			h->orig[g0] = -1;
 			h->gpr[g0] = v;
 			break;
 		case X86_INS_MOV:
@@ -735,10 +756,12 @@ static enum hf_end hf_run(struct hf *h, char *why, size_t n)
 				h->gpr[g0] = (uint32_t)o1->imm;
 				h->known[g0] = true;
 				h->taint[g0] = false;
+				h->orig[g0] = -1;
 			} else if (r0 && g0 != R_ESP && g1 >= 0 && full1) {
 				h->gpr[g0] = h->gpr[g1];
 				h->known[g0] = h->known[g1];
 				h->taint[g0] = h->taint[g1];
+				h->orig[g0] = h->orig[g1];
 			} else if (r0 && g0 != R_ESP && o1->type == X86_OP_MEM) {
 				bool tainted;
 				if (!hf_addr(h, o1, true, &at, &tainted)) {
@@ -747,7 +770,7 @@ static enum hf_end hf_run(struct hf *h, char *why, size_t n)
 					return HF_CANNOT;
 				}
 				h->value_dep |= tainted;
-				if (!hf_load(h, at, &h->gpr[g0], &h->known[g0], &h->taint[g0], why, n))
+				if (!hf_load(h, at, &h->gpr[g0], &h->known[g0], &h->taint[g0], &h->orig[g0], why, n))
 					return HF_CANNOT;
 			} else if (o0->type == X86_OP_MEM && (o1->type == X86_OP_IMM || (g1 >= 0 && full1))) {
 				bool tainted;
@@ -763,7 +786,8 @@ static enum hf_end hf_run(struct hf *h, char *why, size_t n)
 				known = o1->type == X86_OP_IMM || h->known[g1];
 				hf_clobber(h, at, 4);
 				if (hf_slot_at(h, at) || at - h->gpr[R_ESP] < 4 * HF_SLOTS)
-					(void)hf_store(h, at, v, known, o1->type != X86_OP_IMM && h->taint[g1]); /* IRET may pop it */
+					(void)hf_store(h, at, v, known, o1->type != X86_OP_IMM && h->taint[g1],
+						       o1->type != X86_OP_IMM ? h->orig[g1] : -1); /* IRET may pop it */
 			} else {
 				goto generic;
 			}
@@ -797,16 +821,18 @@ static enum wreturn judge_return(const struct physmem *pm, const struct paging_r
 	for (int g = 0; g < 8; g++) {
 		h->known[g] = true;
 		h->taint[g] = g != R_ESP; /* ESP is part of the sharing key */
+		h->orig[g] = (int8_t)g;
 	}
+	h->indep = false;
 	h->value_dep = false;
 	h->gpr[R_ESP] = dl->sp;
 	h->cs_base = dl->cs_base;
 	h->eip = dl->handler_off;
 	h->nslot = 0;
 	/* The frame as the CPU pushed it: EIP (the offset in CS), CS, EFLAGS. */
-	hf_store(h, dl->sp, c->eip_off, true, true);
-	hf_store(h, dl->sp + 4, c->cs, true, false); /* CS is part of the sharing key */
-	hf_store(h, dl->sp + 8, c->eflags, true, true);
+	hf_store(h, dl->sp, c->eip_off, true, true, ORIG_EIP);
+	hf_store(h, dl->sp + 4, c->cs, true, false, ORIG_CS); /* CS is part of the sharing key */
+	hf_store(h, dl->sp + 8, c->eflags, true, true, ORIG_EFLAGS);
 	h->npage = 0;
 	h->wpage[h->npage++] = dl->stack_pa & ~(uint64_t)0xFFF;
 	h->note_pa = 0;
@@ -821,6 +847,7 @@ static enum wreturn judge_return(const struct physmem *pm, const struct paging_r
 	enum hf_end end = hf_run(h, step, sizeof step);
 	if (end == HF_STOPS) {
 		why[0] = '\0';
+		h->indep = true; /* no IRET: nothing compared with the interrupted values */
 		return WRN_NONE;
 	}
 	if (end == HF_CANNOT) {
@@ -829,10 +856,10 @@ static enum wreturn judge_return(const struct physmem *pm, const struct paging_r
 	}
 	/* IRETD, CPL 0 (NT is clear: the gate cleared it): pops EIP, CS, EFLAGS at SS:ESP. */
 	uint32_t esp = h->gpr[R_ESP], fr[3];
-	bool fk[3], ft[3]; /* taints: the values are compared below, which the perturbed second
-			    * judgement (window_analyse) covers */
+	bool fk[3], ft[3]; /* taints: the values are compared below (see indep) */
+	int8_t fo[3];
 	for (int k = 0; k < 3; k++)
-		if (!hf_load(h, esp + 4 * (uint32_t)k, &fr[k], &fk[k], &ft[k], step, sizeof step)) {
+		if (!hf_load(h, esp + 4 * (uint32_t)k, &fr[k], &fk[k], &ft[k], &fo[k], step, sizeof step)) {
 			snprintf(why, n, "the handler's IRET cannot pop its frame: %s", step);
 			return WRN_FAULTS;
 		}
@@ -925,6 +952,12 @@ static enum wreturn judge_return(const struct physmem *pm, const struct paging_r
 	else
 		why[0] = '\0';
 	h->ret_limit = desc_byte_limit(&cd);
+	/* The checks above compared values of the interrupted context; they hold whatever those
+	 * values are when the IRET pops the frame's own EIP, CS and EFLAGS and every register
+	 * but ESP (keyed) ends with its own initial value. */
+	h->indep = fo[0] == ORIG_EIP && fo[1] == ORIG_CS && fo[2] == ORIG_EFLAGS;
+	for (int g = 0; g < 8; g++)
+		h->indep &= g == R_ESP || h->orig[g] == g;
 	return WRN_RETURNS;
 }
 
@@ -1063,8 +1096,12 @@ void window_analyse(const struct trace *t, const struct image *img, unsigned vec
 			bool next_alike = nx && nx->idtr_base == c->idtr_base && nx->gdtr_base == c->gdtr_base &&
 					  nx->gpr[R_ESP] == c->gpr[R_ESP] && nx->cs == c->cs && nx->ss == c->ss &&
 					  nx->cr3 == c->cr3 && nx->cr0 == c->cr0 && nx->cr4 == c->cr4;
-			bool dep = h.value_dep; /* of the judgement above (the one below overwrites it) */
-			if (next_alike && !dep && rs.n && !rs.over && have_cs && b->verdict == WV_SAFE) {
+			bool dep = h.value_dep, indep = h.indep; /* of the judgement above */
+			if (next_alike && !dep && indep && rs.n && !rs.over && have_cs && b->verdict == WV_SAFE) {
+				/* The handler forms nothing from the interrupted values, and its return
+				 * compares only values it carried unchanged: the verdict holds for any. */
+				shared_keep(&sh, c, memo.gen, b->ret, h.ret_limit);
+			} else if (next_alike && !dep && rs.n && !rs.over && have_cs && b->verdict == WV_SAFE) {
 				/* Judge the return again with what it must not depend on perturbed. */
 				uint32_t limit = h.ret_limit;
 				struct tr_cpu c2 = *c;
