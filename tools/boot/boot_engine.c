@@ -67,6 +67,23 @@ pid_t spawn_bg(char *const argv[], const char *cwd, const char *out_path)
 	return pid;
 }
 
+/* After a boot that ran jobs[0..l]: every job that ran gets the boot's number, image count
+ * and time; the ones before the last that have no end get "went on without an end". True
+ * when job l still needs its end from the engine (it has none, and no kernel error). */
+bool jobs_close(struct job *jobs, int l, int boot, int n, double secs)
+{
+	for (int i = 0; i <= l; i++) {
+		struct img_run *r = &jobs[i].r;
+		r->boot = boot;
+		r->boot_images = n;
+		r->secs = secs;
+		struct obs *o;
+		if (i < l && !obs_ends(&r->obs) && !r->kernel_error && (o = obs_add(&r->obs, O_STOPPED)))
+			snprintf(o->note, sizeof o->note, "the kernel went on to the next image without an end");
+	}
+	return !obs_ends(&jobs[l].r.obs) && !jobs[l].r.kernel_error;
+}
+
 /* Run argv in cwd with stdin from /dev/null and stdout+stderr into out_path, in its own
  * process group so that a timeout (or poll) can kill it and whatever it started (and
  * nothing else). Returns false when it could not be started. */
@@ -143,6 +160,17 @@ bool find_exe(const char *name, char *out, size_t n)
 		path += len + (c ? 1 : 0);
 	}
 	return false;
+}
+
+bool find_qemu_gdb(const char *mode, char *qemu, char *gdb)
+{
+	const char *want = getenv("SHIMCHECK_QEMU") ? getenv("SHIMCHECK_QEMU") : "qemu-system-i386";
+	const char *gwant = getenv("SHIMCHECK_GDB") ? getenv("SHIMCHECK_GDB") : "gdb";
+	bool have_q = find_exe(want, qemu, PATH_MAX), have_g = find_exe(gwant, gdb, PATH_MAX);
+	if (!have_q || !have_g)
+		fprintf(stderr, "shimcheck boot: --%s: %s not found (Debian: %s); engine unavailable\n", mode,
+			have_q ? gwant : want, have_q ? "gdb" : "qemu-system-x86");
+	return have_q && have_g;
 }
 
 char *slurp(const char *path, size_t *len)
@@ -479,18 +507,10 @@ static int qemu_once(const struct boot_opts *bo, const char *dir, const char *ke
 							 : -1;
 	if (expect >= 0 && !pr.timed_out && !pr.stopped && pr.status != expect)
 		fprintf(stderr, "shimcheck boot: qemu: exit status %d, but its log ends as if it were %d\n", pr.status, expect);
-	for (int i = 0; i <= l; i++) {
-		struct img_run *r = &jobs[i].r;
-		r->boot = ei->boots;
-		r->boot_images = n;
-		r->secs = pr.secs;
-		if (obs_ends(&r->obs) || r->kernel_error)
-			continue;
+	if (jobs_close(jobs, l, ei->boots, n, pr.secs)) {
+		struct img_run *r = &jobs[l].r;
 		struct obs *o;
-		if (i < l) {
-			if ((o = obs_add(&r->obs, O_STOPPED)))
-				snprintf(o->note, sizeof o->note, "the kernel went on to the next image without an end");
-		} else if (w.hit_job == i || r->handler) {
+		if (w.hit_job == l || r->handler) {
 			/* The log is what decides (the poll may have been too slow to stop QEMU there:
 			 * __shim_nmi, for one, returns, and what follows can end in a triple fault). */
 			uint32_t at = r->handler ? r->handler : w.hit_at;
@@ -499,10 +519,10 @@ static int qemu_once(const struct boot_opts *bo, const char *dir, const char *ke
 				chain_to_obs(r, o);
 				if (r->ext_irq >= 0)
 					snprintf(o->note, sizeof o->note, "QEMU executed %s; the chain began with an external interrupt, vector 0x%02x",
-						 trap_name(&jobs[i].traps, at), r->ext_irq);
+						 trap_name(&jobs[l].traps, at), r->ext_irq);
 				else
 					snprintf(o->note, sizeof o->note, "QEMU executed %s (exec log)%s; the first exception after kernel_enter from -d int",
-						 trap_name(&jobs[i].traps, at), r->triple ? ", then a triple fault" : "");
+						 trap_name(&jobs[l].traps, at), r->triple ? ", then a triple fault" : "");
 			}
 		} else if (w.storm) {
 			if ((o = obs_add(&r->obs, O_TIMEOUT)))
@@ -814,27 +834,19 @@ static int bochs_once(const struct boot_opts *bo, const char *dir, const char *k
 	}
 	*finished = l + 1;
 	*solo = false;
-	for (int i = 0; i <= l; i++) {
-		struct img_run *r = &jobs[i].r;
-		r->boot = ei->boots;
-		r->boot_images = n;
-		r->secs = pr.secs;
-		if (obs_ends(&r->obs) || r->kernel_error)
-			continue;
+	if (jobs_close(jobs, l, ei->boots, n, pr.secs)) {
+		struct img_run *r = &jobs[l].r;
 		struct obs *o;
 		uint32_t at = 0;
-		if (i < l) {
-			if ((o = obs_add(&r->obs, O_STOPPED)))
-				snprintf(o->note, sizeof o->note, "the kernel went on to the next image without an end");
-		} else if (out && bochs_breakpoint(out, &at, r->frame, &r->frame_known)) {
-			if (!trap_name(&jobs[i].traps, at)) {
+		if (out && bochs_breakpoint(out, &at, r->frame, &r->frame_known)) {
+			if (!trap_name(&jobs[l].traps, at)) {
 				/* another image's trap routine: this one again, alone */
 				memset(r, 0, sizeof *r);
 				*finished = l;
 				*solo = true;
 			} else if ((o = obs_add(&r->obs, O_TRAP))) {
 				obs_set(o, F_HANDLER, at);
-				snprintf(o->note, sizeof o->note, "Bochs stopped at its breakpoint on %s", trap_name(&jobs[i].traps, at));
+				snprintf(o->note, sizeof o->note, "Bochs stopped at its breakpoint on %s", trap_name(&jobs[l].traps, at));
 			}
 		} else if (pr.timed_out) {
 			if ((o = obs_add(&r->obs, O_TIMEOUT)))

@@ -279,6 +279,9 @@ double now_s(void);
 bool run(char *const argv[], const char *cwd, const char *out_path, double timeout, struct proc *r, poll_fn poll,
 	 void *ctx);
 bool find_exe(const char *name, char *out, size_t n);
+/* QEMU and gdb (SHIMCHECK_QEMU, SHIMCHECK_GDB name others) for --MODE, into qemu and gdb
+ * (PATH_MAX each); false, with the line saying which is missing, when one is. */
+bool find_qemu_gdb(const char *mode, char *qemu, char *gdb);
 /* argv in the background (its own process group), and its end: reap_bg waits up to grace
  * seconds, then kills the group. */
 pid_t spawn_bg(char *const argv[], const char *cwd, const char *out_path);
@@ -287,6 +290,7 @@ char *slurp(const char *path, size_t *len);
 void show_tail(const char *path, int lines);
 unsigned megs_for(const char *dir, const struct job *jobs, int n, unsigned floor);
 int last_started(const struct job *jobs, int n);
+bool jobs_close(struct job *jobs, int l, int boot, int n, double secs);
 /* QEMU's version line into ei (once). */
 void qemu_version(const char *exe, const char *dir, struct engine_info *ei);
 

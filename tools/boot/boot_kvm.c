@@ -484,18 +484,10 @@ int kvm_once(const struct boot_opts *bo, const char *dir, const char *kernel, st
 		show_tail(path, 20);
 		return B_INTERNAL;
 	}
-	for (int i = 0; i <= l; i++) {
-		struct img_run *r = &jobs[i].r;
-		r->boot = ei->boots;
-		r->boot_images = n;
-		r->secs = pr.secs;
-		if (obs_ends(&r->obs) || r->kernel_error)
-			continue;
+	if (jobs_close(jobs, l, ei->boots, n, pr.secs)) {
+		struct img_run *r = &jobs[l].r;
 		struct obs *o;
-		if (i < l) {
-			if ((o = obs_add(&r->obs, O_STOPPED)))
-				snprintf(o->note, sizeof o->note, "the kernel went on to the next image without an end");
-		} else if (w.triple && (o = obs_add(&r->obs, O_SHUTDOWN))) {
+		if (w.triple && (o = obs_add(&r->obs, O_SHUTDOWN))) {
 			if (w.regs.ok)
 				obs_set(o, F_EIP, w.regs.lin);
 			snprintf(o->note, sizeof o->note,
@@ -506,7 +498,7 @@ int kvm_once(const struct boot_opts *bo, const char *dir, const char *kernel, st
 			r->frame_known = w.frame_known;
 			memcpy(r->frame, w.frame, sizeof r->frame);
 			snprintf(o->note, sizeof o->note, "KVM: the vCPU was in %s (EIP 0x%" PRIx32 ", sample %d%s)",
-				 trap_name(&jobs[i].traps, w.handler), w.regs.lin, w.samples + 1, w.regs.halted ? ", halted" : "");
+				 trap_name(&jobs[l].traps, w.handler), w.regs.lin, w.samples + 1, w.regs.halted ? ", halted" : "");
 		} else if (pr.timed_out && (o = obs_add(&r->obs, O_TIMEOUT))) {
 			if (w.sampled)
 				snprintf(o->note, sizeof o->note, "no end after %.0f s; the vCPU was last seen at EIP 0x%" PRIx32 ", not in "

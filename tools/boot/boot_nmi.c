@@ -278,14 +278,8 @@ int mode_nmi(const struct boot_opts *bo, const char *dir, const char *kernel, co
 	     char after[][16], int nafter)
 {
 	char qemu[PATH_MAX], gdb[PATH_MAX];
-	const char *want = getenv("SHIMCHECK_QEMU") ? getenv("SHIMCHECK_QEMU") : "qemu-system-i386";
-	const char *gwant = getenv("SHIMCHECK_GDB") ? getenv("SHIMCHECK_GDB") : "gdb";
-	bool have_q = find_exe(want, qemu, sizeof qemu), have_g = find_exe(gwant, gdb, sizeof gdb);
-	if (!have_q || !have_g) {
-		fprintf(stderr, "shimcheck boot: --nmi: %s not found (Debian: %s); engine unavailable\n", have_q ? gwant : want,
-			have_q ? "gdb" : "qemu-system-x86");
+	if (!find_qemu_gdb("nmi", qemu, gdb))
 		return B_UNAVAILABLE;
-	}
 	static struct pipeline p;
 	static struct scen_res sim;
 	pl_init(&p);

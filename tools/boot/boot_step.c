@@ -177,14 +177,8 @@ static int step_qemu(const struct boot_opts *bo, const char *dir, const char *ke
 		     int nr, int limit, struct engine_info *ei, int *steps, int *null_steps, double *tool_secs)
 {
 	char qemu[PATH_MAX], gdb[PATH_MAX], path[PATH_MAX + 32], sock[PATH_MAX + 32], script[PATH_MAX + 32];
-	const char *want = getenv("SHIMCHECK_QEMU") ? getenv("SHIMCHECK_QEMU") : "qemu-system-i386";
-	const char *gwant = getenv("SHIMCHECK_GDB") ? getenv("SHIMCHECK_GDB") : "gdb";
-	bool have_q = find_exe(want, qemu, sizeof qemu), have_g = find_exe(gwant, gdb, sizeof gdb);
-	if (!have_q || !have_g) {
-		fprintf(stderr, "shimcheck boot: --step: %s not found (Debian: %s); engine unavailable\n", have_q ? gwant : want,
-			have_q ? "gdb" : "qemu-system-x86");
+	if (!find_qemu_gdb("step", qemu, gdb))
 		return B_UNAVAILABLE;
-	}
 	qemu_version(qemu, dir, ei);
 	snprintf(sock, sizeof sock, "%s/gdb.sock", dir);
 	snprintf(script, sizeof script, "%s/step.gdb", dir);
