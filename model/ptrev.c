@@ -28,6 +28,10 @@ static int reverse32(const struct physmem *pm, uint32_t cr3, uint64_t entry_pa, 
 	if (!dir)
 		return 0;
 	for (uint32_t i = 0; i < 1024; i++) {
+		if (!(i & 1) && !(get8(dir + 4 * i) & ((uint64_t)PTE_P << 32 | PTE_P))) {
+			i++; /* two absent entries at once: most of a directory is empty */
+			continue;
+		}
 		uint32_t pde = get4(dir + 4 * i);
 		if (!(pde & PTE_P))
 			continue;

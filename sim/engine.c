@@ -85,6 +85,10 @@ struct decoded {
 	bool control;              /* may change state beyond GPRs and EFLAGS: re-read after it */
 	uint8_t reread;            /* which: RR_CR | RR_SEG | RR_TABLES */
 	uint16_t writes;           /* GPRs and EFLAGS it can change (effects.h): read back only those */
+	uint8_t nread;             /* writes as Unicorn register ids (filled once, see read_ids) */
+	int8_t read_slot[9];       /* 0..7 GPR, 8 EFLAGS */
+	int read_id[9];
+	bool finish;               /* finish_prev has something to do after it (see needs_finish) */
 };
 
 struct engine {
@@ -223,38 +227,45 @@ static void read_cpu_fast(struct engine *e, uint64_t address, struct tr_cpu *c)
 	c->eip = (uint32_t)address;
 }
 
+/* Unicorn's ids of the registers in a write set, in e->cur slot order (0..7 GPRs, 8 EFLAGS). */
+static void read_ids(struct decoded *d)
+{
+	static const int gpr_ids[8] = {UC_X86_REG_EAX, UC_X86_REG_ECX, UC_X86_REG_EDX, UC_X86_REG_EBX,
+				       UC_X86_REG_ESP, UC_X86_REG_EBP, UC_X86_REG_ESI, UC_X86_REG_EDI};
+	d->nread = 0;
+	for (int i = 0; i < 8; i++)
+		if (d->writes & EFF_GPR(i)) {
+			d->read_slot[d->nread] = (int8_t)i;
+			d->read_id[d->nread++] = gpr_ids[i];
+		}
+	if (d->writes & EFF_FLAGS) {
+		d->read_slot[d->nread] = 8;
+		d->read_id[d->nread++] = UC_X86_REG_EFLAGS;
+	}
+}
+
 /* Only the registers in an instruction's write set (effects.h); EIP follows from the linear
  * address when CS did not change (the caller reads it after a segment load). */
-static void read_cpu_writes(struct engine *e, uint64_t address, struct tr_cpu *c, unsigned writes)
+static void read_cpu_writes(struct engine *e, uint64_t address, struct tr_cpu *c, const struct decoded *d)
 {
-	if (writes == EFF_ALL) {
+	if (d->writes == EFF_ALL) {
 		read_cpu_fast(e, address, c);
 		return;
 	}
-	static const int gpr_ids[8] = {UC_X86_REG_EAX, UC_X86_REG_ECX, UC_X86_REG_EDX, UC_X86_REG_EBX,
-				       UC_X86_REG_ESP, UC_X86_REG_EBP, UC_X86_REG_ESI, UC_X86_REG_EDI};
-	int ids[9];
-	void *vals[9];
-	int n = 0;
-	for (int i = 0; i < 8; i++)
-		if (writes & EFF_GPR(i)) {
-			ids[n] = gpr_ids[i];
-			vals[n++] = &c->gpr[i];
-		}
-	if (writes & EFF_FLAGS) {
-		ids[n] = UC_X86_REG_EFLAGS;
-		vals[n++] = &c->eflags;
+	if (d->nread) {
+		void *vals[9];
+		for (int k = 0; k < d->nread; k++)
+			vals[k] = d->read_slot[k] == 8 ? (void *)&c->eflags : (void *)&c->gpr[d->read_slot[k]];
+		uc_reg_read_batch(e->uc, (int *)d->read_id, vals, d->nread); /* Unicorn 2.1 takes int *, reads only */
 	}
-	if (n)
-		uc_reg_read_batch(e->uc, ids, vals, n);
 	c->eip = (uint32_t)address;
 	c->eip_off = (uint32_t)address - e->seg_base[1];
 }
 
-/* The registers in writes (EFF_ALL: GPRs, EIP, EFLAGS), plus the groups in mask. */
-static void read_cpu_some(struct engine *e, uint64_t address, struct tr_cpu *c, unsigned mask, unsigned writes)
+/* The registers d writes (EFF_ALL: GPRs, EIP, EFLAGS), plus the groups in mask. */
+static void read_cpu_some(struct engine *e, uint64_t address, struct tr_cpu *c, unsigned mask, const struct decoded *d)
 {
-	read_cpu_writes(e, address, c, writes);
+	read_cpu_writes(e, address, c, d);
 	if (mask & RR_CR) {
 		static int ids[] = {UC_X86_REG_CR0, UC_X86_REG_CR3, UC_X86_REG_CR4};
 		uint64_t cr[3] = {0};
@@ -287,9 +298,11 @@ static void read_cpu_some(struct engine *e, uint64_t address, struct tr_cpu *c, 
 	}
 }
 
+static const struct decoded read_everything = {.writes = EFF_ALL};
+
 static void read_cpu(struct engine *e, uint64_t address, struct tr_cpu *c)
 {
-	read_cpu_some(e, address, c, RR_ALL, EFF_ALL);
+	read_cpu_some(e, address, c, RR_ALL, &read_everything);
 	c->cs_base = e->seg_base[1];
 	c->efer = (uint32_t)e->regs.efer;
 }
@@ -458,6 +471,7 @@ static const struct decoded *decode(struct engine *e, uint32_t eip, const uint8_
 		d->control = true;
 		d->reread = RR_ALL;
 		d->writes = EFF_ALL;
+		d->finish = true;
 		return d;
 	}
 	d->id = insn->id;
@@ -508,6 +522,10 @@ static const struct decoded *decode(struct engine *e, uint32_t eip, const uint8_
 	}
 	d->control = d->reread != 0;
 	d->writes = (uint16_t)(d->reread == RR_ALL ? EFF_ALL : effects_writes(insn));
+	read_ids(d);
+	/* Events come only from the instructions finish_prev names; paging and segment state
+	 * only changes after those Unicorn is asked about again (reread). */
+	d->finish = d->reread != 0 || d->id == X86_INS_INVLPG || d->id == X86_INS_WRMSR;
 	classify_text(e, d, insn, eip);
 	cs_free(insn, n);
 	return d;
@@ -592,6 +610,8 @@ static void finish_prev(struct engine *e)
 	uint32_t k = t->n - 1;
 	const struct tr_cpu *p = &t->insn[k].cpu, *c = &e->cur;
 	const struct decoded *d = e->prev;
+	if (!d->finish)
+		return;
 	struct tr_event *ev;
 	switch (d->id) {
 	case X86_INS_LGDT:
@@ -713,7 +733,7 @@ static void hook_code(uc_engine *uc, uint64_t address, uint32_t size, void *ud)
 	if (!e->prev || e->t->n == 0 || e->prev->reread == RR_ALL)
 		read_cpu(e, address, &e->cur);
 	else {
-		read_cpu_some(e, address, &e->cur, e->prev->reread, e->prev->writes);
+		read_cpu_some(e, address, &e->cur, e->prev->reread, e->prev);
 		if (e->check_reads && !check_read(e, address))
 			return;
 	}
@@ -875,6 +895,10 @@ static int pte_events(struct engine *e, int s, uint64_t pa, int size, uint64_t v
 			uint32_t lins[PDE_SCAN_MAX];
 			bool glob[PDE_SCAN_MAX];
 			for (unsigned j = 0; j < cnt && hits <= PDE_SCAN_MAX; j++) {
+				if (!pae && !(j & 1) && !(get8(table + 4 * j) & ((uint64_t)PTE_P << 32 | PTE_P))) {
+					j++; /* two absent 32-bit entries at once: most of a table is empty */
+					continue;
+				}
 				uint64_t pte = pae ? get8(table + 8 * j) : get4(table + 4 * j);
 				if (!(pte & PTE_P))
 					continue;
