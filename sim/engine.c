@@ -52,6 +52,7 @@
 #define RR_ALL (RR_CR | RR_SEG | RR_TABLES)
 #define WALK_CACHE 256 /* direct-mapped, per access kind (read, fetch) */
 #define REV_CACHE 32
+#define SCAN_CACHE 16
 
 /* A cache of the model's own walks, so that attributing every access stays cheap. Entries
  * are valid for one generation; the generation moves on at every write to a page a cached
@@ -147,6 +148,20 @@ struct engine {
 	uint32_t rgen;
 	uint32_t rgen_run;         /* rgen when the last run started */
 	uint32_t *rev_mark;        /* per window page: the generation in which a reverse scanned it */
+	/* Which present entries a page table holds (pte_events scans the old table of a PDE
+	 * that is overwritten), valid while the table's page keeps its version: pver counts
+	 * the recorded writes to each page and its restores at reset, epoch the image loads.
+	 * The CPU's own accessed/dirty updates bump nothing: the answer ignores those bits. */
+	uint32_t *pver;
+	uint32_t epoch;
+	struct scan_cache_entry {
+		uint64_t table_pa;
+		uint32_t ver, epoch;
+		bool pae, valid;
+		unsigned hits;         /* present entries, up to PDE_SCAN_MAX + 1 */
+		uint16_t idx[16];      /* PDE_SCAN_MAX: their indexes */
+		uint16_t glob;         /* bit i: entry idx[i] is global */
+	} scan[SCAN_CACHE];
 
 	/* watchdog */
 	pthread_t wd;
@@ -816,6 +831,8 @@ static uint64_t read_le(const uint8_t *p, int size)
 }
 
 #define PDE_SCAN_MAX 16
+_Static_assert(sizeof ((struct scan_cache_entry *)0)->idx == PDE_SCAN_MAX * sizeof(uint16_t) && PDE_SCAN_MAX <= 16,
+	       "scan_cache_entry holds PDE_SCAN_MAX indexes and a 16-bit global mask");
 
 static struct tr_event *pte_event(struct engine *e, int s, uint64_t pa, int size, uint64_t value, uint64_t old,
 				  uint32_t lin, uint32_t lin_size)
@@ -863,6 +880,43 @@ static int cached_reverse(struct engine *e, const struct paging_regs *r, uint64_
 	return n;
 }
 
+/* The present entries of the page table at table_pa (up to PDE_SCAN_MAX + 1 of them), from
+ * the cache while the page keeps its version; NULL when the table is outside the window. */
+static const struct scan_cache_entry *scan_table(struct engine *e, uint64_t table_pa, bool pae)
+{
+	const uint8_t *table = phys_ptr(&e->pm, table_pa & ~(uint64_t)0xFFF, PGSIZE);
+	if (!table)
+		return NULL;
+	uint64_t page = (table_pa - e->base) >> PGSHIFT;
+	struct scan_cache_entry *c = &e->scan[(table_pa >> PGSHIFT) % SCAN_CACHE];
+	if (c->valid && c->table_pa == table_pa && c->ver == e->pver[page] && c->epoch == e->epoch && c->pae == pae)
+		return c;
+	unsigned cnt = pae ? 512 : 1024, hits = 0;
+	c->glob = 0;
+	for (unsigned j = 0; j < cnt && hits <= PDE_SCAN_MAX; j++) {
+		if (!pae && !(j & 1) && !(get8(table + 4 * j) & ((uint64_t)PTE_P << 32 | PTE_P))) {
+			j++; /* two absent 32-bit entries at once: most of a table is empty */
+			continue;
+		}
+		uint64_t pte = pae ? get8(table + 8 * j) : get4(table + 4 * j);
+		if (!(pte & PTE_P))
+			continue;
+		if (hits < PDE_SCAN_MAX) {
+			c->idx[hits] = (uint16_t)j;
+			if (pte & PTE_G)
+				c->glob |= (uint16_t)(1u << hits);
+		}
+		hits++;
+	}
+	c->valid = true;
+	c->table_pa = table_pa;
+	c->ver = e->pver[page];
+	c->epoch = e->epoch;
+	c->pae = pae;
+	c->hits = hits;
+	return c;
+}
+
 /* A write into paging structures of space s: one event per linear region whose translation
  * it changes, saying whether the old translation could be in a TLB. A PDE that pointed to a
  * page table is resolved into the pages that table mapped (up to PDE_SCAN_MAX), since only
@@ -890,23 +944,13 @@ static int pte_events(struct engine *e, int s, uint64_t pa, int size, uint64_t v
 		bool large = reg[i].level == 1 && (entry & PTE_PS) && (pae || (r->cr4 & CR4_PSE));
 		if (reg[i].level == 1 && present && !large) {
 			/* Which pages did the old page table map? */
-			const uint8_t *table = phys_ptr(&e->pm, entry & mask, PGSIZE);
-			unsigned cnt = table ? (pae ? 512 : 1024) : 0, hits = 0;
+			const struct scan_cache_entry *sc = scan_table(e, entry & mask, pae);
+			unsigned hits = sc ? sc->hits : 0;
 			uint32_t lins[PDE_SCAN_MAX];
 			bool glob[PDE_SCAN_MAX];
-			for (unsigned j = 0; j < cnt && hits <= PDE_SCAN_MAX; j++) {
-				if (!pae && !(j & 1) && !(get8(table + 4 * j) & ((uint64_t)PTE_P << 32 | PTE_P))) {
-					j++; /* two absent 32-bit entries at once: most of a table is empty */
-					continue;
-				}
-				uint64_t pte = pae ? get8(table + 8 * j) : get4(table + 4 * j);
-				if (!(pte & PTE_P))
-					continue;
-				if (hits < PDE_SCAN_MAX) {
-					lins[hits] = reg[i].lin + (j << PGSHIFT);
-					glob[hits] = (pte & PTE_G) != 0;
-				}
-				hits++;
+			for (unsigned j = 0; j < hits && j < PDE_SCAN_MAX; j++) {
+				lins[j] = reg[i].lin + ((uint32_t)sc->idx[j] << PGSHIFT);
+				glob[j] = (sc->glob >> j) & 1;
 			}
 			if (hits <= PDE_SCAN_MAX) {
 				for (unsigned j = 0; j < hits; j++) {
@@ -994,10 +1038,8 @@ static void mark_dirty(struct engine *e, uint64_t page)
 	}
 }
 
-static void hook_mem(uc_engine *uc, uc_mem_type type, uint64_t address, int size, int64_t value, void *ud)
+static void record_mem(struct engine *e, uc_mem_type type, uint64_t address, int size, int64_t value)
 {
-	(void)uc;
-	struct engine *e = ud;
 	if (address >= e->base && address < e->base + e->size) {
 		uint64_t page = (address - e->base) >> PGSHIFT;
 		if (type == UC_MEM_WRITE) {
@@ -1036,6 +1078,23 @@ static void hook_mem(uc_engine *uc, uc_mem_type type, uint64_t address, int size
 		uint64_t first = (address - e->base) >> PGSHIFT, last = (address + (uint64_t)size - 1 - e->base) >> PGSHIFT;
 		if (e->rev_mark[first] == e->rgen || (last < (e->size >> PGSHIFT) && e->rev_mark[last] == e->rgen))
 			rev_cache_flush(e);
+	}
+}
+
+static void hook_mem(uc_engine *uc, uc_mem_type type, uint64_t address, int size, int64_t value, void *ud)
+{
+	(void)uc;
+	struct engine *e = ud;
+	record_mem(e, type, address, size, value);
+	/* A new version of the page, once this write's events are out (the store itself lands
+	 * after the hook: a scan done for the events saw the page before it, so it must not
+	 * carry the version the page has after it). */
+	if (type == UC_MEM_WRITE && address >= e->base && address < e->base + e->size) {
+		uint64_t page = (address - e->base) >> PGSHIFT;
+		e->pver[page]++;
+		uint64_t last = (address + (uint64_t)(size > 0 ? size : 1) - 1 - e->base) >> PGSHIFT;
+		if (last != page && last < (e->size >> PGSHIFT))
+			e->pver[last]++;
 	}
 }
 
@@ -1205,6 +1264,7 @@ void engine_close(struct engine *e)
 	free(e->xbits);
 	free(e->struct_gen);
 	free(e->rev_mark);
+	free(e->pver);
 	free(e);
 }
 
@@ -1283,15 +1343,17 @@ static bool ran_bytes_differ(const struct engine *e, uint64_t p, const uint8_t *
 bool engine_load(struct engine *e, const struct image *img, char *err, size_t errlen)
 {
 	e->img = img;
+	e->epoch++; /* every cached page-table scan was of other memory */
 	if (e->live && (e->base != img->pm.base || e->size != img->pm.size)) {
 		uc_mem_unmap(e->uc, e->base, e->size);
 		free(e->live);
 		free(e->dirty);
-	free(e->dirty_list);
+		free(e->dirty_list);
 		free(e->exec);
-	free(e->xbits);
+		free(e->xbits);
 		free(e->struct_gen);
-	free(e->rev_mark);
+		free(e->rev_mark);
+		free(e->pver);
 		e->live = NULL;
 	}
 	bool fresh = !e->live;
@@ -1306,7 +1368,9 @@ bool engine_load(struct engine *e, const struct image *img, char *err, size_t er
 		e->xbits = calloc(1, (size_t)(e->size >> 3));
 		e->struct_gen = calloc((size_t)(e->size >> PGSHIFT), sizeof e->struct_gen[0]);
 		e->rev_mark = calloc((size_t)(e->size >> PGSHIFT), sizeof e->rev_mark[0]);
-		if (!e->live || !e->dirty || !e->dirty_list || !e->exec || !e->xbits || !e->struct_gen || !e->rev_mark) {
+		e->pver = calloc((size_t)(e->size >> PGSHIFT), sizeof e->pver[0]);
+		if (!e->live || !e->dirty || !e->dirty_list || !e->exec || !e->xbits || !e->struct_gen || !e->rev_mark ||
+		    !e->pver) {
 			snprintf(err, errlen, "out of memory for the physical window");
 			return false;
 		}
@@ -1419,6 +1483,7 @@ static void reset_memory(struct engine *e)
 			code |= memcmp(e->live + off, img->pm.bytes + off, code_len) != 0;
 		memcpy(e->live + off, img->pm.bytes + off, PGSIZE);
 		e->dirty[p] = 0;
+		e->pver[p]++;
 	}
 	e->ndirty = 0;
 	for (int s = 0; s < 2; s++)

@@ -29,6 +29,7 @@ struct fuzz_stats {
 	uint64_t per_reason[SC_NREASONS];
 	uint64_t internal;
 	uint64_t digest;     /* of every run's outcome (SHIMCHECK_FUZZ_DIGEST prints it) */
+	bool deep;           /* SHIMCHECK_FUZZ_DIGEST: fold in every event and violation too */
 };
 
 /* Fold one run's outcome into the digest (FNV-1a): how it ended, how much it recorded,
@@ -38,6 +39,23 @@ static void digest_run(struct fuzz_stats *st, uint64_t n, const struct pipeline 
 	uint64_t v[8] = {n, (uint64_t)s, p->t.n, p->t.nmem, p->t.nev, (uint64_t)p->t.end, (uint64_t)p->v.n,
 			 p->v.n ? (uint64_t)p->v.v[0].rule << 32 | p->v.v[0].insn : 0};
 	st->digest = fnv1a64(st->digest ? st->digest : FNV64_INIT, v, sizeof v);
+	if (!st->deep)
+		return;
+	/* SHIMCHECK_FUZZ_DIGEST: every event and every violation too, field by field, so that
+	 * an engine change that moves one event's contents (not only their number) shows. */
+	for (uint32_t i = 0; i < p->t.nev; i++) {
+		const struct tr_event *ev = &p->t.ev[i];
+		uint64_t f[9] = {ev->insn, (uint64_t)ev->kind, (uint64_t)(uint32_t)ev->space, ev->a, ev->b, ev->c,
+				 (uint64_t)ev->lin << 32 | ev->lin_size, ev->old_entry,
+				 (uint64_t)ev->stale | (uint64_t)ev->global << 1 | (uint64_t)ev->large << 2 |
+					 (uint64_t)ev->size << 8 | (uint64_t)ev->walk_ok << 16};
+		st->digest = fnv1a64(st->digest, f, sizeof f);
+	}
+	for (int i = 0; i < p->v.n; i++) {
+		uint64_t f[2] = {(uint64_t)p->v.v[i].rule, p->v.v[i].insn};
+		st->digest = fnv1a64(st->digest, f, sizeof f);
+		st->digest = fnv1a64(st->digest, p->v.v[i].msg, strlen(p->v.v[i].msg));
+	}
 }
 
 static double now_s(void)
@@ -142,6 +160,7 @@ static void fuzz_job(const struct fuzz_opts *o, struct pipeline *p, int job, str
 {
 	struct rng r = {o->seed + (uint64_t)job * 0x9E3779B97F4A7C15ull};
 	double end = now_s() + o->seconds;
+	st->deep = getenv("SHIMCHECK_FUZZ_DIGEST") != NULL;
 	static struct scenario sc; /* large: not on the stack */
 	/* SHIMCHECK_FUZZ_COUNT=N: stop after N scenarios (the same work every time, for an
 	 * instruction counter; docs/performance.md). */
