@@ -138,16 +138,17 @@ struct engine {
 	 * directory page one of them scanned (after that write's own events), and at every
 	 * reset of memory. The shim writes the same few entries again and again. */
 	struct rev_cache_entry {
-		uint32_t gen, cr3;
+		bool valid;
+		uint32_t cr3, epoch;
 		bool pae;
 		uint64_t pdpte[4];
 		uint64_t entry_pa;
 		int n;
 		struct lin_region reg[8];
+		int ndir;
+		uint64_t dir_page[4];  /* the directory pages it scanned (window page numbers) */
+		uint32_t dir_ver[4];   /* and their versions (pver) then */
 	} rc[REV_CACHE];
-	uint32_t rgen;
-	uint32_t rgen_run;         /* rgen when the last run started */
-	uint32_t *rev_mark;        /* per window page: the generation in which a reverse scanned it */
 	/* Which present entries a page table holds (pte_events scans the old table of a PDE
 	 * that is overwritten), valid while the table's page keeps its version: pver counts
 	 * the recorded writes to each page and its restores at reset, epoch the image loads.
@@ -846,19 +847,25 @@ static struct tr_event *pte_event(struct engine *e, int s, uint64_t pa, int size
 	return ev;
 }
 
-/* paging_reverse through the cache. */
+/* paging_reverse through the cache: an answer holds while the directory pages it scanned
+ * keep their versions (pver, see scan_table), under the same CR3 and PDPTEs. */
 static int cached_reverse(struct engine *e, const struct paging_regs *r, uint64_t entry_pa, struct lin_region *out)
 {
 	bool pae = (r->cr4 & CR4_PAE) != 0;
 	uint64_t h = (entry_pa >> 2) * 0x9E3779B97F4A7C15ull ^ (uint64_t)(r->cr3 >> 5) * 0xC2B2AE3D27D4EB4Full;
 	struct rev_cache_entry *c = &e->rc[(h >> 40) % REV_CACHE];
-	if (c->gen == e->rgen && c->entry_pa == entry_pa && c->cr3 == r->cr3 && c->pae == pae &&
+	if (c->valid && c->epoch == e->epoch && c->entry_pa == entry_pa && c->cr3 == r->cr3 && c->pae == pae &&
 	    (!pae || memcmp(c->pdpte, r->pdpte, sizeof c->pdpte) == 0)) {
-		memcpy(out, c->reg, (size_t)c->n * sizeof out[0]);
-		return c->n;
+		bool same = true;
+		for (int i = 0; i < c->ndir && same; i++)
+			same = e->pver[c->dir_page[i]] == c->dir_ver[i];
+		if (same) {
+			memcpy(out, c->reg, (size_t)c->n * sizeof out[0]);
+			return c->n;
+		}
 	}
 	int n = paging_reverse(&e->pm, r, entry_pa, out, 8);
-	/* The directory pages it read. */
+	/* The directory pages it read (outside the window there is nothing to read). */
 	uint64_t dirs[4];
 	int nd = 0;
 	if (!pae)
@@ -867,10 +874,15 @@ static int cached_reverse(struct engine *e, const struct paging_regs *r, uint64_
 		for (int j = 0; j < 4; j++)
 			if (r->pdpte[j] & PTE_P)
 				dirs[nd++] = r->pdpte[j] & PAE_ADDR_MASK;
+	c->ndir = 0;
 	for (int i = 0; i < nd; i++)
-		if (dirs[i] >= e->base && dirs[i] < e->base + e->size)
-			e->rev_mark[(dirs[i] - e->base) >> PGSHIFT] = e->rgen;
-	c->gen = e->rgen;
+		if (dirs[i] >= e->base && dirs[i] < e->base + e->size) {
+			c->dir_page[c->ndir] = (dirs[i] - e->base) >> PGSHIFT;
+			c->dir_ver[c->ndir] = e->pver[c->dir_page[c->ndir]];
+			c->ndir++;
+		}
+	c->valid = true;
+	c->epoch = e->epoch;
 	c->cr3 = r->cr3;
 	c->pae = pae;
 	memcpy(c->pdpte, r->pdpte, sizeof c->pdpte);
@@ -1021,15 +1033,6 @@ static void watch_write(struct engine *e, uint64_t pa, int size, uint64_t value,
 			ev->a = pa, ev->b = old, ev->c = value;
 }
 
-static void rev_cache_flush(struct engine *e)
-{
-	if (++e->rgen == 0) { /* wrapped: clear for real */
-		memset(e->rc, 0, sizeof e->rc);
-		memset(e->rev_mark, 0, (size_t)(e->size >> PGSHIFT) * sizeof e->rev_mark[0]);
-		e->rgen = 1;
-	}
-}
-
 static void mark_dirty(struct engine *e, uint64_t page)
 {
 	if (!e->dirty[page]) {
@@ -1071,14 +1074,8 @@ static void record_mem(struct engine *e, uc_mem_type type, uint64_t address, int
 			m->value = read_le(p, size);
 	}
 	m->lin_known = attribute(e, address, &m->lin);
-	if (m->write && p) {
-		watch_write(e, address, size, m->value, m->old);
-		/* Now that its events are out, a write to a scanned directory outdates the
-		 * reverse answers (the store itself lands after this hook). */
-		uint64_t first = (address - e->base) >> PGSHIFT, last = (address + (uint64_t)size - 1 - e->base) >> PGSHIFT;
-		if (e->rev_mark[first] == e->rgen || (last < (e->size >> PGSHIFT) && e->rev_mark[last] == e->rgen))
-			rev_cache_flush(e);
-	}
+	if (m->write && p)
+		watch_write(e, address, size, m->value, m->old); /* hook_mem bumps the page's version after */
 }
 
 static void hook_mem(uc_engine *uc, uc_mem_type type, uint64_t address, int size, int64_t value, void *ud)
@@ -1263,7 +1260,6 @@ void engine_close(struct engine *e)
 	free(e->exec);
 	free(e->xbits);
 	free(e->struct_gen);
-	free(e->rev_mark);
 	free(e->pver);
 	free(e);
 }
@@ -1352,7 +1348,6 @@ bool engine_load(struct engine *e, const struct image *img, char *err, size_t er
 		free(e->exec);
 		free(e->xbits);
 		free(e->struct_gen);
-		free(e->rev_mark);
 		free(e->pver);
 		e->live = NULL;
 	}
@@ -1367,10 +1362,8 @@ bool engine_load(struct engine *e, const struct image *img, char *err, size_t er
 		e->exec = calloc(1, (size_t)(e->size >> PGSHIFT));
 		e->xbits = calloc(1, (size_t)(e->size >> 3));
 		e->struct_gen = calloc((size_t)(e->size >> PGSHIFT), sizeof e->struct_gen[0]);
-		e->rev_mark = calloc((size_t)(e->size >> PGSHIFT), sizeof e->rev_mark[0]);
 		e->pver = calloc((size_t)(e->size >> PGSHIFT), sizeof e->pver[0]);
-		if (!e->live || !e->dirty || !e->dirty_list || !e->exec || !e->xbits || !e->struct_gen || !e->rev_mark ||
-		    !e->pver) {
+		if (!e->live || !e->dirty || !e->dirty_list || !e->exec || !e->xbits || !e->struct_gen || !e->pver) {
 			snprintf(err, errlen, "out of memory for the physical window");
 			return false;
 		}
@@ -1456,7 +1449,6 @@ bool engine_load(struct engine *e, const struct image *img, char *err, size_t er
 		return false;
 	}
 	e->exec_unknown = false;
-	rev_cache_flush(e); /* a new image */
 	uc_ctl_flush_tlb(e->uc);
 	uc_err u = uc_context_save(e->uc, e->clean);
 	if (u != UC_ERR_OK) {
@@ -1518,11 +1510,6 @@ bool engine_run(struct engine *e, struct trace *t, const struct run_limits *lim)
 	e->in_shim = false;
 	e->regs = img->w[SP_HOST].regs;
 	walk_cache_flush(e); /* memory was reset under it */
-	/* Reverse answers from before any directory write of the last run are still true of the
-	 * memory as reset; once a directory was written they may not be. */
-	if (e->rgen != e->rgen_run)
-		rev_cache_flush(e);
-	e->rgen_run = e->rgen;
 	memset(&e->cur, 0, sizeof e->cur);
 	e->cur.gdtr_base = img->init.gdtr.base;
 	const uint16_t sel[6] = {img->init.es.sel, img->init.cs.sel, img->init.ss.sel,
