@@ -55,11 +55,13 @@
 #define SCAN_CACHE 16
 
 /* A cache of the model's own walks, so that attributing every access stays cheap. Entries
- * are valid for one generation; the generation moves on at every write to a page a cached
- * walk read as a paging structure, and at every change of CR0, CR3, CR4 or EFER: the cache
- * can never answer with a translation the tables no longer give. */
+ * are valid for one generation and under the CR3 they were made with; the generation moves
+ * on at every write to a page a cached walk read as a paging structure, and at every change
+ * of CR0, CR4 or EFER or load of PAE PDPTEs: the cache can never answer with a translation
+ * the tables no longer give. */
 struct walk_cache_entry {
 	uint32_t gen;
+	uint32_t cr3;              /* walks under each CR3 stay apart: a switch need not drop them */
 	uint32_t lin_page;
 	enum walk_status status;
 	uint64_t pa_page;
@@ -359,7 +361,7 @@ static void walk_cache_flush(struct engine *e)
 static uint64_t cached_pa(struct engine *e, uint32_t lin, enum access acc)
 {
 	struct walk_cache_entry *c = &e->wc[acc == ACC_FETCH][(lin >> PGSHIFT) % WALK_CACHE];
-	if (c->gen == e->wgen && c->lin_page == (lin & PGMASK))
+	if (c->gen == e->wgen && c->lin_page == (lin & PGMASK) && c->cr3 == e->regs.cr3)
 		return c->status == WALK_OK ? c->pa_page | (lin & 0xFFF) : UINT64_MAX;
 	struct walk w = paging_walk(&e->pm, &e->regs, lin, acc, 0);
 	for (int i = 0; i < w.nlevels; i++) {
@@ -371,6 +373,7 @@ static uint64_t cached_pa(struct engine *e, uint32_t lin, enum access acc)
 		if ((e->regs.cr3 & ~0x1Fu) >= e->base && (e->regs.cr3 & ~0x1Fu) < e->base + e->size)
 			e->struct_gen[((e->regs.cr3 & ~0x1Fu) - e->base) >> PGSHIFT] = e->wgen;
 	c->gen = e->wgen;
+	c->cr3 = e->regs.cr3;
 	c->lin_page = lin & PGMASK;
 	c->status = w.status;
 	c->pa_page = w.status == WALK_OK ? (w.pa & ~(uint64_t)0xFFF) : 0;
@@ -379,7 +382,10 @@ static uint64_t cached_pa(struct engine *e, uint32_t lin, enum access acc)
 
 static void sync_paging(struct engine *e, bool reload_pdptes)
 {
-	walk_cache_flush(e);
+	/* Entries carry their CR3: only a change of paging mode, or PDPTEs loaded anew (PAE),
+	 * outdates them. */
+	if (e->regs.cr0 != e->cur.cr0 || e->regs.cr4 != e->cur.cr4 || (e->cur.cr4 & CR4_PAE))
+		walk_cache_flush(e);
 	e->regs.cr0 = e->cur.cr0;
 	e->regs.cr3 = e->cur.cr3;
 	e->regs.cr4 = e->cur.cr4;
