@@ -110,6 +110,7 @@ struct engine {
 	uint32_t *dirty_list;      /* the pages marked in dirty, so a reset need not scan them all */
 	uint32_t ndirty;
 	uint8_t *exec;             /* one byte per page: executed since the last TB flush */
+	uint64_t exec_hi;          /* no page at or above this one is marked in exec */
 	uint8_t *xbits;            /* one bit per byte of the window: ran as an instruction */
 	bool exec_partial;         /* a recorded run stopped early: blocks may hold bytes that never ran */
 	uint64_t placement;        /* where the image puts the code (placement_of) */
@@ -716,7 +717,10 @@ static void mark_bytes(struct engine *e, uint64_t pa, unsigned n)
 {
 	if (pa == UINT64_MAX || pa < e->base || pa + n > e->base + e->size)
 		return;
-	e->exec[(pa - e->base) >> PGSHIFT] = 1;
+	uint64_t page = (pa - e->base) >> PGSHIFT;
+	e->exec[page] = 1;
+	if (page >= e->exec_hi)
+		e->exec_hi = page + 1;
 	/* A bitmap byte at a time (an instruction spans at most three). */
 	for (uint64_t b = pa - e->base, end = b + n; b < end;) {
 		unsigned lo = (unsigned)(b & 7), k = (unsigned)(end - b) < 8 - lo ? (unsigned)(end - b) : 8 - lo;
@@ -1342,6 +1346,32 @@ static bool ran_bytes_differ(const struct engine *e, uint64_t p, const uint8_t *
 	return false;
 }
 
+/* One page of engine_load: marks its blocks to go when the bytes that ran change, and brings
+ * it to the new image (zero above what the image uses). */
+static void load_page(struct engine *e, const struct image *img, uint64_t p, uint64_t used, bool drop_all)
+{
+	static const uint8_t zero[PGSIZE];
+	uint64_t off = p << PGSHIFT;
+	/* After a run without recording, which pages ran is not known: count as run every page
+	 * either image used and every page the run wrote (all others stayed zero, and blocks
+	 * translated from them still match). */
+	if (e->exec_unknown && (off < used || off < e->used || e->dirty[p])) {
+		e->exec[p] = 1;
+		if (p >= e->exec_hi)
+			e->exec_hi = p + 1;
+	}
+	if (off >= used && off >= e->used && !e->dirty[p]) {
+		if (drop_all && e->exec[p])
+			e->exec[p] = 2;
+		return;
+	}
+	const uint8_t *src = off < used ? img->pm.bytes + off : zero;
+	if (e->exec[p] && (drop_all || ran_bytes_differ(e, p, src)))
+		e->exec[p] = 2; /* its blocks go */
+	if (memcmp(e->live + off, src, PGSIZE) != 0)
+		memcpy(e->live + off, src, PGSIZE);
+}
+
 bool engine_load(struct engine *e, const struct image *img, char *err, size_t errlen)
 {
 	e->img = img;
@@ -1385,7 +1415,6 @@ bool engine_load(struct engine *e, const struct image *img, char *err, size_t er
 	/* Bring memory to the new image: pages the old or new image used, and pages the last run
 	 * wrote; all others are zero on both sides. Code that ran and now changes invalidates
 	 * the translated blocks (Unicorn did not see this write). */
-	static const uint8_t zero[PGSIZE];
 	uint64_t used = image_used(img), npages = e->size >> PGSHIFT;
 	bool flush = fresh;
 	/* Which translated blocks can stay. Unicorn keys a block by its linear address and the
@@ -1398,26 +1427,23 @@ bool engine_load(struct engine *e, const struct image *img, char *err, size_t er
 	bool drop_all = e->exec_unknown || e->exec_partial || placement != e->placement || e->no_keep;
 	e->placement = placement;
 	e->exec_partial = false;
-	for (uint64_t p = 0; p < npages; p++) {
-		uint64_t off = p << PGSHIFT;
-		/* After a run without recording, which pages ran is not known: count as run every
-		 * page either image used and every page the run wrote (all others stayed zero,
-		 * and blocks translated from them still match). */
-		if (e->exec_unknown && (off < used || off < e->used || e->dirty[p]))
-			e->exec[p] = 1;
-		if (off >= used && off >= e->used && !e->dirty[p]) {
-			if (drop_all && e->exec[p])
-				e->exec[p] = 2;
-			continue;
-		}
-		const uint8_t *src = off < used ? img->pm.bytes + off : zero;
-		if (e->exec[p] && (drop_all || ran_bytes_differ(e, p, src)))
-			e->exec[p] = 2; /* its blocks go */
-		if (memcmp(e->live + off, src, PGSIZE) != 0)
-			memcpy(e->live + off, src, PGSIZE);
-	}
+	/* Only pages below the larger of the two images' extents, pages marked as run, and the
+	 * pages the last runs wrote can differ or hold blocks: the rest of the window is zero
+	 * on both sides and never ran. */
+	uint64_t hi = (used > e->used ? used : e->used) + PGSIZE - 1;
+	hi >>= PGSHIFT;
+	if (hi < e->exec_hi)
+		hi = e->exec_hi;
+	if (hi > npages)
+		hi = npages;
+	for (uint64_t p = 0; p < hi; p++)
+		load_page(e, img, p, used, drop_all);
+	for (uint32_t k = 0; k < e->ndirty; k++)
+		if (e->dirty_list[k] >= hi)
+			load_page(e, img, e->dirty_list[k], used, drop_all);
 	e->used = used;
-	memset(e->dirty, 0, (size_t)npages);
+	for (uint32_t k = 0; k < e->ndirty; k++)
+		e->dirty[e->dirty_list[k]] = 0;
 	e->ndirty = 0;
 	e->pm.base = e->base;
 	e->pm.size = e->size;
@@ -1432,13 +1458,14 @@ bool engine_load(struct engine *e, const struct image *img, char *err, size_t er
 		uc_ctl_flush_tb(e->uc);
 		memset(e->exec, 0, (size_t)npages);
 		memset(e->xbits, 0, (size_t)(e->size >> 3));
+		e->exec_hi = 0;
 	} else {
 		/* Drop the blocks of the pages marked 2, by physical address (paging is off in
 		 * the pristine context, and its TLB is emptied first so that no translation of the
 		 * last run is used to find them). Not a full flush: that clears the whole
 		 * translation buffer, the largest cost of a fuzz scenario. */
 		uc_ctl_flush_tlb(e->uc);
-		for (uint64_t p = 0; p < npages; p++)
+		for (uint64_t p = 0; p < e->exec_hi; p++)
 			if (e->exec[p] == 2) {
 				uint64_t pa = e->base + (p << PGSHIFT);
 				uc_err ui = uc_ctl_remove_cache(e->uc, pa, pa + (uint64_t)PGSIZE);
