@@ -53,6 +53,7 @@
 #define WALK_CACHE 256 /* direct-mapped, per access kind (read, fetch) */
 #define REV_CACHE 32
 #define SCAN_CACHE 16
+#define EIP_MEMO 512
 
 /* A cache of the model's own walks, so that attributing every access stays cheap. Entries
  * are valid for one generation and under the CR3 they were made with; the generation moves
@@ -112,6 +113,16 @@ struct engine {
 	uint8_t *exec;             /* one byte per page: executed since the last TB flush */
 	uint64_t exec_hi;          /* no page at or above this one is marked in exec */
 	uint8_t *xbits;            /* one bit per byte of the window: ran as an instruction */
+	uint32_t xepoch;           /* moves on whenever bits of xbits are cleared */
+	/* What the instruction at an address decoded to last time, and whether its bytes are
+	 * already marked in xbits: most addresses run once per round trip, the same bytes on
+	 * every run. Checked against the bytes fetched now, never trusted blindly. */
+	struct eip_memo {
+		uint32_t eip;
+		uint32_t xepoch;       /* xbits marked for pa..pa+len in this epoch */
+		uint64_t pa;
+		const struct decoded *d;
+	} em[EIP_MEMO];
 	bool exec_partial;         /* a recorded run stopped early: blocks may hold bytes that never ran */
 	uint64_t placement;        /* where the image puts the code (placement_of) */
 	bool exec_unknown;         /* a run without recording: which pages ran is not known */
@@ -775,9 +786,25 @@ static void hook_code(uc_engine *uc, uint64_t address, uint32_t size, void *ud)
 	in->pa = fetch_pa(e, e->cur.eip);
 	in->len = (uint8_t)(size > 15 ? 15 : size);
 	fetch_bytes(e, e->cur.eip, in->len, in->bytes, in->pa);
-	e->prev = decode(e, e->cur.eip, in->bytes, in->len);
+	struct eip_memo *em = &e->em[(e->cur.eip ^ e->cur.eip >> 9) % EIP_MEMO];
+	const struct decoded *md = em->eip == e->cur.eip ? em->d : NULL;
+	if (md && md->valid && md->len == in->len && memcmp(md->bytes, in->bytes, in->len) == 0 &&
+	    ((!md->eip_bound && !md->rel) || md->eip == e->cur.eip)) {
+		e->prev = md; /* what decode() would return: the same test, without the hash */
+	} else {
+		e->prev = decode(e, e->cur.eip, in->bytes, in->len);
+		em->eip = e->cur.eip;
+		em->d = e->prev;
+		em->xepoch = e->xepoch - 1;
+	}
 	in->op = (uint16_t)e->prev->id;
-	mark_ran(e, e->cur.eip, in->pa, in->len);
+	/* An instruction that crosses into the next page is marked every time: the memo does
+	 * not know where that page maps. */
+	if (em->xepoch != e->xepoch || em->pa != in->pa || (e->cur.eip & 0xFFF) + in->len > PGSIZE) {
+		mark_ran(e, e->cur.eip, in->pa, in->len);
+		em->xepoch = e->xepoch;
+		em->pa = in->pa;
+	}
 	in->len_model = e->prev->id == X86_INS_INVALID ? 0 : e->prev->size;
 	memcpy(in->text, e->prev->text, sizeof in->text - 1);
 	uint32_t k = t->n - 1;
@@ -1458,6 +1485,7 @@ bool engine_load(struct engine *e, const struct image *img, char *err, size_t er
 		uc_ctl_flush_tb(e->uc);
 		memset(e->exec, 0, (size_t)npages);
 		memset(e->xbits, 0, (size_t)(e->size >> 3));
+		e->xepoch++;
 		e->exec_hi = 0;
 	} else {
 		/* Drop the blocks of the pages marked 2, by physical address (paging is off in
@@ -1475,6 +1503,7 @@ bool engine_load(struct engine *e, const struct image *img, char *err, size_t er
 				}
 				e->exec[p] = 0;
 				memset(e->xbits + (p << PGSHIFT >> 3), 0, PGSIZE >> 3);
+				e->xepoch++;
 			}
 	}
 	if (!set_initial(e)) {
