@@ -143,6 +143,7 @@ struct engine {
 	bool fault_walk_ok;        /* model_error_code: the model's walk of CR2 succeeded */
 	bool check_reads;          /* SHIMCHECK_CHECK_READS: verify every partial read-back */
 	bool no_keep;              /* SHIMCHECK_NO_TB_KEEP: drop the blocks of every page that ran at each load */
+	bool bare;                 /* no hooks at all (engine_open_bare): the benchmark's floor */
 
 	struct decoded cache[DECODE_CACHE];
 	struct walk_cache_entry wc[2][WALK_CACHE];
@@ -1211,13 +1212,27 @@ static void hook_intr(uc_engine *uc, uint32_t intno, void *ud)
 
 /* ---- life cycle ------------------------------------------------------------------------------ */
 
-struct engine *engine_open(char *err, size_t errlen)
+/* The hooks of a floor engine with hooks (engine_open_bare(true)): they do nothing, so that
+ * what they cost is Unicorn's alone (a call per instruction; with any memory hook every
+ * load and store leaves the translated code's fast path). */
+static void empty_code_hook(uc_engine *uc, uint64_t address, uint32_t size, void *ud)
+{
+	(void)uc, (void)address, (void)size, (void)ud;
+}
+
+static void empty_mem_hook(uc_engine *uc, uc_mem_type type, uint64_t address, int size, int64_t value, void *ud)
+{
+	(void)uc, (void)type, (void)address, (void)size, (void)value, (void)ud;
+}
+
+static struct engine *open_engine(bool bare, bool empty_hooks, char *err, size_t errlen)
 {
 	struct engine *e = calloc(1, sizeof *e);
 	if (!e) {
 		snprintf(err, errlen, "out of memory");
 		return NULL;
 	}
+	e->bare = bare;
 	const char *cr = getenv("SHIMCHECK_CHECK_READS");
 	e->check_reads = cr && *cr && strcmp(cr, "0") != 0;
 	const char *nk = getenv("SHIMCHECK_NO_TB_KEEP");
@@ -1235,11 +1250,15 @@ struct engine *engine_open(char *err, size_t errlen)
 	 * every uc_open slow and fat. */
 	if (u == UC_ERR_OK)
 		u = uc_ctl_set_tcg_buffer_size(e->uc, 8u << 20);
-	if (u == UC_ERR_OK)
+	if (u == UC_ERR_OK && bare && empty_hooks)
+		u = uc_hook_add(e->uc, &e->h_code, UC_HOOK_CODE, (void *)empty_code_hook, e, 1, 0);
+	if (u == UC_ERR_OK && bare && empty_hooks)
+		u = uc_hook_add(e->uc, &e->h_mem, UC_HOOK_MEM_READ | UC_HOOK_MEM_WRITE, (void *)empty_mem_hook, e, 1, 0);
+	if (u == UC_ERR_OK && !bare)
 		u = uc_hook_add(e->uc, &e->h_code, UC_HOOK_CODE, (void *)hook_code, e, 1, 0);
-	if (u == UC_ERR_OK)
+	if (u == UC_ERR_OK && !bare)
 		u = uc_hook_add(e->uc, &e->h_mem, UC_HOOK_MEM_READ | UC_HOOK_MEM_WRITE, (void *)hook_mem, e, 1, 0);
-	if (u == UC_ERR_OK)
+	if (u == UC_ERR_OK && !bare)
 		u = uc_hook_add(e->uc, &e->h_intr, UC_HOOK_INTR, (void *)hook_intr, e, 1, 0);
 	if (u == UC_ERR_OK)
 		u = uc_context_alloc(e->uc, &e->clean);
@@ -1274,6 +1293,23 @@ struct engine *engine_open(char *err, size_t errlen)
 		return NULL;
 	}
 	return e;
+}
+
+struct engine *engine_open(char *err, size_t errlen) { return open_engine(false, false, err, errlen); }
+
+struct engine *engine_open_bare(bool empty_hooks, char *err, size_t errlen)
+{
+	return open_engine(true, empty_hooks, err, errlen);
+}
+
+bool engine_bare_pages(struct engine *e, const uint64_t *pa, uint32_t n)
+{
+	if (!e->bare || !e->live)
+		return false;
+	for (uint32_t k = 0; k < n; k++)
+		if (pa[k] >= e->base && pa[k] < e->base + e->size)
+			mark_dirty(e, (pa[k] - e->base) >> PGSHIFT);
+	return true;
 }
 
 void engine_close(struct engine *e)
@@ -1536,10 +1572,12 @@ static void reset_memory(struct engine *e)
 		if (pa == img->shim_pa || pa == img->w[SP_HOST].obj_pa[OBJ_CODE] || pa == img->w[SP_MON].obj_pa[OBJ_CODE])
 			code |= memcmp(e->live + off, img->pm.bytes + off, code_len) != 0;
 		memcpy(e->live + off, img->pm.bytes + off, PGSIZE);
-		e->dirty[p] = 0;
+		if (!e->bare) /* a bare engine sees no write: its list is the one it was given */
+			e->dirty[p] = 0;
 		e->pver[p]++;
 	}
-	e->ndirty = 0;
+	if (!e->bare)
+		e->ndirty = 0;
 	for (int s = 0; s < 2; s++)
 		for (int i = 0; i < img->w[s].npt; i++) {
 			uint64_t off = img->w[s].pt_pages[i] - e->base;

@@ -26,6 +26,13 @@ struct run_limits {
 
 /* Returns NULL and fills err when Unicorn cannot be opened. */
 struct engine *engine_open(char *err, size_t errlen);
+/* An engine for the benchmark's floor: no hooks at all, or (empty_hooks) a code hook and a
+ * memory hook that do nothing. It records nothing, counts nothing (only the watchdog bounds
+ * a run) and sees no write, so after engine_load it must be told which pages a run writes
+ * (engine_bare_pages: physical addresses, e.g. from a recorded run of the same image),
+ * which every reset then restores. */
+struct engine *engine_open_bare(bool empty_hooks, char *err, size_t errlen);
+bool engine_bare_pages(struct engine *e, const uint64_t *pa, uint32_t n);
 void engine_close(struct engine *e);
 /* Load img (kept by reference: it must outlive the runs). false + err on failure. */
 bool engine_load(struct engine *e, const struct image *img, char *err, size_t errlen);

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -30,6 +31,7 @@ struct fuzz_stats {
 	uint64_t internal;
 	uint64_t digest;     /* of every run's outcome (SHIMCHECK_FUZZ_DIGEST prints it) */
 	bool deep;           /* SHIMCHECK_FUZZ_DIGEST: fold in every event and violation too */
+	long maxrss_kib;     /* the job's peak resident set */
 };
 
 /* Fold one run's outcome into the digest (FNV-1a): how it ended, how much it recorded,
@@ -209,6 +211,9 @@ static void fuzz_job(const struct fuzz_opts *o, struct pipeline *p, int job, str
 			write_finding(o, p, &sc, rule, seed, job, (int)st->per_rule[rule]);
 		}
 	}
+	struct rusage ru;
+	if (getrusage(RUSAGE_SELF, &ru) == 0)
+		st->maxrss_kib = ru.ru_maxrss;
 }
 
 static void add(struct fuzz_stats *a, const struct fuzz_stats *b)
@@ -222,6 +227,8 @@ static void add(struct fuzz_stats *a, const struct fuzz_stats *b)
 	for (int i = 0; i < SC_NREASONS; i++)
 		a->per_reason[i] += b->per_reason[i];
 	a->digest ^= b->digest; /* jobs in any order */
+	if (b->maxrss_kib > a->maxrss_kib)
+		a->maxrss_kib = b->maxrss_kib;
 }
 
 int fuzz_run(const struct fuzz_opts *o, struct pipeline *p)
@@ -273,6 +280,8 @@ int fuzz_run(const struct fuzz_opts *o, struct pipeline *p)
 	double dt = now_s() - t0;
 	if (o->rate)
 		*o->rate = dt > 0 ? (double)total.scenarios / dt : 0;
+	if (o->rss_kib)
+		*o->rss_kib = total.maxrss_kib;
 	int distinct = 0;
 	for (int i = 0; i < R_N; i++)
 		if (total.per_rule[i]) {

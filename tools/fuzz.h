@@ -10,6 +10,7 @@ struct fuzz_opts {
 	const char *out;
 	bool quiet;          /* no per-finding lines and no summary (bench) */
 	double *rate;        /* when set: scenarios per second, written at the end */
+	long *rss_kib;       /* when set: the largest peak resident set of a job (KiB), written at the end */
 };
 #define FUZZ_FAMILY 16 /* generated scenarios per layout (fuzz.c) */
 /* Run the fuzzer with p's code loaded; returns the exit status (0 none, 1 findings, 2, 3). */

@@ -341,7 +341,7 @@ int main(int argc, char **argv)
 	struct report_ctx r = {&p, scen, dir};
 	enum pl_status st = pl_load_code(&p, dir);
 	if (st == PL_OK && fuzz_cmd) {
-		struct fuzz_opts fo = {o.seconds > 0 ? o.seconds : 10, 1, 1, o.out ? o.out : "build/findings", false, NULL};
+		struct fuzz_opts fo = {o.seconds > 0 ? o.seconds : 10, 1, 1, o.out ? o.out : "build/findings", false, NULL, NULL};
 		char *end;
 		if (o.seed && (fo.seed = strtoull(o.seed, &end, 0), *end || !*o.seed)) {
 			fprintf(stderr, "shimcheck: command line: --seed: '%s' is not a number\n", o.seed);
