@@ -15,17 +15,17 @@
 #include "check.h"
 #include "../shim/shim_abi.h"
 
-/* Instruction i's recorded writes, applied (forward) or undone (back) on mem. */
-static void apply_writes(struct physmem *pm, const struct trace *t, uint32_t i, bool forward)
+/* The recorded writes of instructions [a, b), undone (last first) or applied again. */
+static void wind_back(struct physmem *pm, const struct trace *t, uint32_t a, uint32_t b)
 {
-	const struct tr_insn *in = &t->insn[i];
-	for (uint32_t k = 0; k < in->mem_n; k++) {
-		uint32_t m = forward ? k : in->mem_n - 1 - k;
-		const struct tr_mem *a = &t->mem[in->mem_first + m];
-		uint8_t *p = a->write ? phys_ptr(pm, a->pa, a->size) : NULL;
-		uint64_t v = forward ? a->value : a->old;
-		for (unsigned b = 0; p && b < a->size; b++)
-			p[b] = (uint8_t)(v >> (8 * b));
+	for (uint32_t i = b; i-- > a;) {
+		const struct tr_insn *in = &t->insn[i];
+		for (uint32_t k = in->mem_n; k-- > 0;) {
+			const struct tr_mem *w = &t->mem[in->mem_first + k];
+			uint8_t *p = w->write ? phys_ptr(pm, w->pa, w->size) : NULL;
+			for (unsigned x = 0; p && x < w->size; x++)
+				p[x] = (uint8_t)(w->old >> (8 * x));
+		}
 	}
 }
 
@@ -37,18 +37,25 @@ static struct paging_regs regs_at(const struct physmem *pm, const struct tr_cpu 
 }
 
 /*
- * Walks done at earlier boundaries, by page and access, under one set of paging registers.
+ * Walks done at earlier boundaries, by page and access, under a few sets of paging registers.
  * Most boundaries of a window walk the same few pages (the IDT, the GDT, the handler, the
- * stack, the data area) under the same tables, so they are walked once; a walk stays valid
- * until the paging registers change or a recorded write lands on a paging-structure page it
- * read.
+ * stack, the data area) under the same tables, so they are walked once; and a switch goes
+ * back and forth between a handful of register sets (the source's, transition tables or
+ * paging off, the target's; the next window the other way), so each set keeps its own walks
+ * (a context). A walk stays valid until a recorded write lands on a paging-structure page its
+ * context read.
  */
-#define WMEMO_SLOTS 64  /* direct-mapped by page and access */
-#define WMEMO_TABLES 16 /* paging-structure pages the memo's walks read, before it gives up */
+#define WMEMO_BITS 6
+#define WMEMO_SLOTS (1 << WMEMO_BITS) /* per context, direct-mapped by page and access */
+#define WMEMO_TABLES 16 /* paging-structure pages a context's walks read, before it gives up */
+#define WMEMO_CTX 4
 
-struct wmemo {
+struct wctx {
 	struct paging_regs r;
-	uint32_t gen;          /* entries of another generation are empty */
+	uint32_t gen;          /* 0: unused; entries of another generation are empty */
+	uint32_t used;         /* when it was last chosen (the least recent one is reused) */
+	int ntables;           /* -1: more than WMEMO_TABLES, any write may matter */
+	uint64_t tables[WMEMO_TABLES];
 	struct wmemo_entry {
 		uint32_t gen;
 		uint32_t page;
@@ -57,29 +64,71 @@ struct wmemo {
 		uint32_t err;
 		uint64_t pa_page;
 	} e[WMEMO_SLOTS];
-	int ntables;           /* -1: more than WMEMO_TABLES, any write may matter */
-	uint64_t tables[WMEMO_TABLES];
 };
 
-static void mwalk_forget(struct wmemo *m)
+struct wmemo {
+	struct wctx x[WMEMO_CTX];
+	struct wctx *cur;      /* the context of the registers of the last mwalk_regs */
+	uint32_t gen;          /* the last generation given out: generations are unique across
+	                        * contexts, so one names a register set and its tables' state */
+	uint32_t tick;
+};
+
+/* Empty one context: its walks no longer hold. */
+static void mwalk_forget(struct wmemo *m, struct wctx *c)
 {
-	if (++m->gen == 0) { /* wrapped: clear for real */
-		memset(m->e, 0, sizeof m->e);
+	if (++m->gen == 0) { /* wrapped: clear every context for real */
+		for (int k = 0; k < WMEMO_CTX; k++) {
+			memset(m->x[k].e, 0, sizeof m->x[k].e);
+			m->x[k].gen = 0;
+		}
 		m->gen = 1;
+		m->cur = NULL; /* mwalk_regs chooses again before the next walk */
 	}
-	m->ntables = 0;
+	c->gen = m->gen;
+	c->ntables = 0;
 }
 
-/* The paging registers of the next walks: the memo's entries hold only for the same ones. */
-static void mwalk_regs(struct wmemo *m, const struct paging_regs *r)
+/* Every context empty (memory is another run's). */
+static void mwalk_forget_all(struct wmemo *m)
+{
+	for (int k = 0; k < WMEMO_CTX; k++)
+		m->x[k].gen = 0; /* unused: chosen again only by mwalk_regs, which forgets it first */
+	m->cur = NULL;
+}
+
+static bool same_regs(const struct paging_regs *a, const struct paging_regs *b)
 {
 	/* field by field: the struct has padding, which memcmp would read */
-	bool same = m->r.cr0 == r->cr0 && m->r.cr3 == r->cr3 && m->r.cr4 == r->cr4 && m->r.efer == r->efer;
+	bool same = a->cr0 == b->cr0 && a->cr3 == b->cr3 && a->cr4 == b->cr4 && a->efer == b->efer;
 	for (int k = 0; k < 4; k++)
-		same &= m->r.pdpte[k] == r->pdpte[k];
-	if (!same)
-		mwalk_forget(m);
-	m->r = *r;
+		same &= a->pdpte[k] == b->pdpte[k];
+	return same;
+}
+
+/* The paging registers of the next walks: the context whose walks hold for them. */
+static void mwalk_regs(struct wmemo *m, const struct paging_regs *r)
+{
+	m->tick++;
+	if (m->cur && same_regs(&m->cur->r, r)) {
+		m->cur->used = m->tick;
+		return;
+	}
+	struct wctx *old = &m->x[0];
+	for (int k = 0; k < WMEMO_CTX; k++) {
+		struct wctx *c = &m->x[k];
+		if (c->gen && same_regs(&c->r, r)) {
+			m->cur = c;
+			c->used = m->tick;
+			return;
+		}
+		if (!c->gen || (old->gen && c->used < old->used))
+			old = c;
+	}
+	old->r = *r;
+	mwalk_forget(m, old);
+	old->used = m->tick;
+	m->cur = old;
 }
 
 /* What the analysis needs of a walk (struct walk carries every level: too much to copy
@@ -94,36 +143,42 @@ struct mw {
 static struct mw mwalk(struct wmemo *m, const struct physmem *pm, const struct paging_regs *r, uint32_t lin,
 			 enum access acc)
 {
+	struct wctx *c = m->cur;
 	uint32_t page = lin & PGMASK;
-	struct wmemo_entry *x = &m->e[((page >> PGSHIFT) * 4 + (uint32_t)acc) % WMEMO_SLOTS];
-	if (x->gen != m->gen || x->page != page || x->acc != acc) {
+	/* Fibonacci hashing: the pages a switch walks often agree in their low bits (the shim at
+	 * 0xc8801000, a world's stack at 0xc0101000), which a plain modulo would collide. */
+	struct wmemo_entry *x = &c->e[((page | (uint32_t)acc) * 2654435761u) >> (32 - WMEMO_BITS)];
+	if (x->gen != c->gen || x->page != page || x->acc != acc) {
 		struct walk w = paging_walk(pm, r, page, acc, 0);
-		*x = (struct wmemo_entry){m->gen, page, acc, w.status, w.err, w.pa & ~(uint64_t)0xFFF};
-		for (int k = 0; k < w.nlevels && m->ntables >= 0; k++) {
+		*x = (struct wmemo_entry){c->gen, page, acc, w.status, w.err, w.pa & ~(uint64_t)0xFFF};
+		for (int k = 0; k < w.nlevels && c->ntables >= 0; k++) {
 			uint64_t t = w.level[k].entry_pa & ~(uint64_t)0xFFF;
 			int j = 0;
-			while (j < m->ntables && m->tables[j] != t)
+			while (j < c->ntables && c->tables[j] != t)
 				j++;
-			if (j == m->ntables)
-				m->ntables = m->ntables < WMEMO_TABLES ? m->ntables + 1 : -1;
-			if (m->ntables >= 0)
-				m->tables[j] = t;
+			if (j == c->ntables)
+				c->ntables = c->ntables < WMEMO_TABLES ? c->ntables + 1 : -1;
+			if (c->ntables >= 0)
+				c->tables[j] = t;
 		}
 	}
 	struct mw w = {x->status, x->err, x->status == WALK_OK ? x->pa_page + (lin & 0xFFF) : 0};
 	return w;
 }
 
-/* A write at physical pa, applied or undone: forget the walks if it lands on a paging
- * structure one of them read (rare: the windows write no paging structure). */
+/* A write at physical pa, applied or undone: forget the walks of every context that read
+ * the paging-structure page it lands on (rare: the windows write no paging structure). */
 static void mwalk_written(struct wmemo *m, uint64_t pa)
 {
 	uint64_t page = pa & ~(uint64_t)0xFFF;
-	bool hit = m->ntables < 0;
-	for (int j = 0; j < m->ntables && !hit; j++)
-		hit = m->tables[j] == page;
-	if (hit)
-		mwalk_forget(m);
+	for (int k = 0; k < WMEMO_CTX; k++) {
+		struct wctx *c = &m->x[k];
+		bool hit = c->gen && c->ntables < 0;
+		for (int j = 0; c->gen && j < c->ntables && !hit; j++)
+			hit = c->tables[j] == page;
+		if (hit)
+			mwalk_forget(m, c);
+	}
 }
 
 /*
@@ -681,8 +736,7 @@ static enum hf_end hf_run(struct hf *h, char *why, size_t n)
 		switch (in->id) {
 		case X86_INS_IRETD:
 			return HF_IRET;
-		case X86_INS_HLT:
-			snprintf(why, n, "it stops at `hlt` (0x%08" PRIx32 ")", lin);
+		case X86_INS_HLT: /* no reason: judge_return reports nothing for a handler that stops */
 			return HF_STOPS;
 		case X86_INS_PUSH:
 			/* a dword (no operand-size prefix) from a whole register or an immediate */
@@ -1000,6 +1054,29 @@ static void shared_keep(struct shared *sh, const struct tr_cpu *c, uint32_t mgen
 			      c->idtr_limit, c->gdtr_limit, c->cs, c->ss, ret, limit, rs};
 }
 
+/* The recorded writes of instructions [a, b) applied again, in order; with m and sh, each
+ * one is also checked against the walks of the memo and the bytes the shared verdict read. */
+static void wind_forward(struct physmem *pm, const struct trace *t, uint32_t a, uint32_t b, struct wmemo *m,
+			 struct shared *sh)
+{
+	for (uint32_t i = a; i < b; i++) {
+		const struct tr_insn *in = &t->insn[i];
+		for (uint32_t k = 0; k < in->mem_n; k++) {
+			const struct tr_mem *w = &t->mem[in->mem_first + k];
+			if (!w->write)
+				continue;
+			uint8_t *p = phys_ptr(pm, w->pa, w->size);
+			for (unsigned x = 0; p && x < w->size; x++)
+				p[x] = (uint8_t)(w->value >> (8 * x));
+			if (!m)
+				continue;
+			mwalk_written(m, w->pa);
+			if (sh->valid && rs_hit(&sh->rs, w->pa, w->size))
+				sh->valid = false;
+		}
+	}
+}
+
 void window_analyse(const struct trace *t, const struct image *img, unsigned vector, struct physmem *mem,
 		    struct wanalysis *out)
 {
@@ -1022,17 +1099,19 @@ void window_analyse(const struct trace *t, const struct image *img, unsigned vec
 		}
 	}
 	static struct wmemo memo;
-	mwalk_forget(&memo); /* memory is another run's */
+	mwalk_forget_all(&memo); /* memory is another run's */
 	static struct shared sh;
 	sh.valid = false;
 	/* SHIMCHECK_NO_SHARE=1 judges every boundary on its own (tests compare the two). */
 	const char *ns = getenv("SHIMCHECK_NO_SHARE");
 	bool share = !out->safe_reasons && !(ns && *ns && strcmp(ns, "0") != 0);
 	h.m = &memo;
-	/* Wind memory back to before the first instruction; then forward, boundary by boundary. */
-	for (uint32_t i = t->n; i-- > 0;)
-		apply_writes(mem, t, i, false);
-	uint32_t applied = 0;
+	if (nw == 0)
+		return;
+	/* Wind memory back to the first boundary; then forward, boundary by boundary. Writes
+	 * before it are never undone: no boundary sees memory without them. */
+	uint32_t applied = w[0].first > 0 ? w[0].first - 1 : 0;
+	wind_back(mem, t, applied, t->n);
 	for (int x = 0; x < nw; x++) {
 		/* From the jump into the shim to the first instruction after the far jump. */
 		uint32_t from = w[x].first > 0 ? w[x].first - 1 : 0;
@@ -1040,25 +1119,16 @@ void window_analyse(const struct trace *t, const struct image *img, unsigned vec
 		if (to >= t->n)
 			to = t->n - 1;
 		for (uint32_t i = from; i <= to && out->n < WINDOW_MAX_BOUNDARIES; i++) {
-			for (; applied < i; applied++) {
-				apply_writes(mem, t, applied, true);
-				const struct tr_insn *in = &t->insn[applied];
-				for (uint32_t k = 0; k < in->mem_n; k++) {
-					const struct tr_mem *a = &t->mem[in->mem_first + k];
-					if (!a->write)
-						continue;
-					mwalk_written(&memo, a->pa);
-					if (sh.valid && rs_hit(&sh.rs, a->pa, a->size))
-						sh.valid = false;
-				}
-			}
+			wind_forward(mem, t, applied, i, &memo, &sh);
+			applied = i > applied ? i : applied;
 			struct wboundary *b = &out->b[out->n++];
 			b->insn = i;
 			b->window = x;
 			b->dir = w[x].dir;
 			b->ret = WRN_NONE;
 			const struct tr_insn *prev = i > 0 ? &t->insn[i - 1] : NULL;
-			bool inhibit = prev && (strncmp(prev->text, "mov ss", 6) == 0 || strncmp(prev->text, "pop ss", 6) == 0);
+			bool inhibit = prev && (prev->text[0] == 'm' || prev->text[0] == 'p') &&
+				       (strncmp(prev->text, "mov ss", 6) == 0 || strncmp(prev->text, "pop ss", 6) == 0);
 			if (inhibit) {
 				b->verdict = b->delivery = WV_INHIBITED;
 				snprintf(b->reason, sizeof b->reason, "delivery waits: the previous instruction loaded SS");
@@ -1067,13 +1137,15 @@ void window_analyse(const struct trace *t, const struct image *img, unsigned vec
 			const struct tr_cpu *c = &t->insn[i].cpu;
 			struct paging_regs r = regs_at(mem, c);
 			mwalk_regs(&memo, &r);
-			if (share && shared_fits(&sh, c, memo.gen)) {
+			if (share && shared_fits(&sh, c, memo.cur->gen)) {
 				b->verdict = b->delivery = WV_SAFE;
 				b->ret = sh.ret;
 				b->reason[0] = '\0';
 				continue;
 			}
-			rs = (struct readset){!out->safe_reasons, false, 0, {0}, {0}};
+			rs.on = !out->safe_reasons; /* not the arrays: n says how much of them holds */
+			rs.over = false;
+			rs.n = 0;
 			struct delivered dl;
 			b->verdict = b->delivery =
 				judge(&memo, mem, &r, img, c, vector, out->safe_reasons, b->reason, sizeof b->reason, &dl);
@@ -1100,7 +1172,7 @@ void window_analyse(const struct trace *t, const struct image *img, unsigned vec
 			if (next_alike && !dep && indep && rs.n && !rs.over && have_cs && b->verdict == WV_SAFE) {
 				/* The handler forms nothing from the interrupted values, and its return
 				 * compares only values it carried unchanged: the verdict holds for any. */
-				shared_keep(&sh, c, memo.gen, b->ret, h.ret_limit);
+				shared_keep(&sh, c, memo.cur->gen, b->ret, h.ret_limit);
 			} else if (next_alike && !dep && rs.n && !rs.over && have_cs && b->verdict == WV_SAFE) {
 				/* Judge the return again with what it must not depend on perturbed. */
 				uint32_t limit = h.ret_limit;
@@ -1113,13 +1185,12 @@ void window_analyse(const struct trace *t, const struct image *img, unsigned vec
 				c2.eip++;
 				char back2[200];
 				if (judge_return(mem, &r, img, &c2, &dl, &h, false, back2, sizeof back2) == b->ret)
-					shared_keep(&sh, c, memo.gen, b->ret, limit);
+					shared_keep(&sh, c, memo.cur->gen, b->ret, limit);
 			}
 			out->unsafe += b->verdict == WV_UNSAFE;
 			out->unsafe_delivery += b->delivery == WV_UNSAFE;
 			out->unsafe_return += b->delivery == WV_SAFE && b->verdict == WV_UNSAFE;
 		}
 	}
-	while (applied < t->n)
-		apply_writes(mem, t, applied++, true);
+	wind_forward(mem, t, applied, t->n, NULL, NULL);
 }
