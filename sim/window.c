@@ -63,6 +63,8 @@ struct wctx {
 		enum walk_status status;
 		uint32_t err;
 		uint64_t pa_page;
+		int nlvl;          /* paging-structure entries the walk read (see jm_note_walk) */
+		uint64_t lvl[WALK_MAX_LEVELS];
 	} e[WMEMO_SLOTS];
 };
 
@@ -131,6 +133,78 @@ static void mwalk_regs(struct wmemo *m, const struct paging_regs *r)
 	m->cur = old;
 }
 
+/*
+ * The physical bytes a judgement reads (besides the paging structures, which the walk memo
+ * watches): recorded while a boundary is judged, so that a later boundary can take the same
+ * verdict as long as no recorded write lands on them (see window_analyse).
+ */
+#define RS_MAX 48
+
+struct readset {
+	bool on, over;
+	int n;
+	uint64_t pa[RS_MAX];
+	uint32_t len[RS_MAX];
+};
+
+/* rs: what the judgement of a boundary reads, for sharing its verdict with the next ones;
+ * dep: that and the paging-structure entries its walks read, for the judgement memo (below),
+ * over the second, perturbed judgement too. */
+static struct readset rs, dep;
+
+static void set_add(struct readset *s, uint64_t pa, uint32_t len)
+{
+	for (int i = 0; i < s->n; i++)
+		if (pa <= s->pa[i] + s->len[i] && s->pa[i] <= pa + len) {
+			/* overlapping or adjacent: one range covers both (the same bytes) */
+			uint64_t lo = pa < s->pa[i] ? pa : s->pa[i];
+			uint64_t hi = pa + len > s->pa[i] + s->len[i] ? pa + len : s->pa[i] + s->len[i];
+			s->pa[i] = lo;
+			s->len[i] = (uint32_t)(hi - lo);
+			return;
+		}
+	if (s->n == RS_MAX) {
+		s->over = true;
+		return;
+	}
+	s->pa[s->n] = pa;
+	s->len[s->n++] = len;
+}
+
+static void rs_add(uint64_t pa, uint32_t len)
+{
+	if (rs.on)
+		set_add(&rs, pa, len);
+	if (dep.on)
+		set_add(&dep, pa, len);
+}
+
+static bool rs_hit(const struct readset *r, uint64_t pa, uint32_t len)
+{
+	for (int i = 0; i < r->n; i++)
+		if (pa < r->pa[i] + r->len[i] && r->pa[i] < pa + len)
+			return true;
+	return false;
+}
+
+/* Walk-memo slots of the current context whose entries dep holds already (cleared when a
+ * slot is filled with another walk): most judgements walk the same page many times. */
+static uint64_t dep_walked;
+
+static void jm_slot_refilled(unsigned slot)
+{
+	dep_walked &= ~((uint64_t)1 << slot);
+}
+
+static void jm_note_walk(unsigned slot, const struct wmemo_entry *x, uint32_t size)
+{
+	if (!dep.on || (dep_walked >> slot & 1))
+		return;
+	dep_walked |= (uint64_t)1 << slot;
+	for (int k = 0; k < x->nlvl; k++)
+		set_add(&dep, x->lvl[k], size);
+}
+
 /* What the analysis needs of a walk (struct walk carries every level: too much to copy
  * for each of the thousands of lookups a run's analysis makes). */
 struct mw {
@@ -147,10 +221,14 @@ static struct mw mwalk(struct wmemo *m, const struct physmem *pm, const struct p
 	uint32_t page = lin & PGMASK;
 	/* Fibonacci hashing: the pages a switch walks often agree in their low bits (the shim at
 	 * 0xc8801000, a world's stack at 0xc0101000), which a plain modulo would collide. */
-	struct wmemo_entry *x = &c->e[((page | (uint32_t)acc) * 2654435761u) >> (32 - WMEMO_BITS)];
+	unsigned slot = ((page | (uint32_t)acc) * 2654435761u) >> (32 - WMEMO_BITS);
+	struct wmemo_entry *x = &c->e[slot];
 	if (x->gen != c->gen || x->page != page || x->acc != acc) {
 		struct walk w = paging_walk(pm, r, page, acc, 0);
-		*x = (struct wmemo_entry){c->gen, page, acc, w.status, w.err, w.pa & ~(uint64_t)0xFFF};
+		*x = (struct wmemo_entry){c->gen, page, acc, w.status, w.err, w.pa & ~(uint64_t)0xFFF, w.nlevels, {0}};
+		for (int k = 0; k < w.nlevels; k++)
+			x->lvl[k] = w.level[k].entry_pa;
+		jm_slot_refilled(slot);
 		for (int k = 0; k < w.nlevels && c->ntables >= 0; k++) {
 			uint64_t t = w.level[k].entry_pa & ~(uint64_t)0xFFF;
 			int j = 0;
@@ -162,6 +240,7 @@ static struct mw mwalk(struct wmemo *m, const struct physmem *pm, const struct p
 				c->tables[j] = t;
 		}
 	}
+	jm_note_walk(slot, x, (r->cr4 & CR4_PAE) ? 8 : 4);
 	struct mw w = {x->status, x->err, x->status == WALK_OK ? x->pa_page + (lin & 0xFFF) : 0};
 	return w;
 }
@@ -179,43 +258,6 @@ static void mwalk_written(struct wmemo *m, uint64_t pa)
 		if (hit)
 			mwalk_forget(m, c);
 	}
-}
-
-/*
- * The physical bytes a judgement reads (besides the paging structures, which the walk memo
- * watches): recorded while a boundary is judged, so that a later boundary can take the same
- * verdict as long as no recorded write lands on them (see window_analyse).
- */
-#define RS_MAX 48
-
-static struct readset {
-	bool on, over;
-	int n;
-	uint64_t pa[RS_MAX];
-	uint32_t len[RS_MAX];
-} rs;
-
-static void rs_add(uint64_t pa, uint32_t len)
-{
-	if (!rs.on)
-		return;
-	for (int i = 0; i < rs.n; i++)
-		if (pa >= rs.pa[i] && pa + len <= rs.pa[i] + rs.len[i])
-			return; /* already covered */
-	if (rs.n == RS_MAX) {
-		rs.over = true;
-		return;
-	}
-	rs.pa[rs.n] = pa;
-	rs.len[rs.n++] = len;
-}
-
-static bool rs_hit(const struct readset *r, uint64_t pa, uint32_t len)
-{
-	for (int i = 0; i < r->n; i++)
-		if (pa < r->pa[i] + r->len[i] && r->pa[i] < pa + len)
-			return true;
-	return false;
 }
 
 /* Read n bytes at a linear address through the tables in force; false if any byte faults.
@@ -1054,6 +1096,229 @@ static void shared_keep(struct shared *sh, const struct tr_cpu *c, uint32_t mgen
 			      c->idtr_limit, c->gdtr_limit, c->cs, c->ss, ret, limit, rs};
 }
 
+/* Judge the boundary before c: its delivery, its return, and whether the boundaries that
+ * follow may take the verdict (*keep, with the limit of the CS its IRET reloads). */
+static void judge_boundary(struct wmemo *memo, const struct physmem *mem, const struct paging_regs *r,
+			   const struct image *img, const struct tr_cpu *c, unsigned vector, bool safe_reasons, bool have_cs,
+			   struct hf *h, bool next_alike, struct wboundary *b, bool *keep, uint32_t *keep_limit)
+{
+	struct delivered dl;
+	b->verdict = b->delivery = judge(memo, mem, r, img, c, vector, safe_reasons, b->reason, sizeof b->reason, &dl);
+	if (b->delivery == WV_SAFE) {
+		char back[200] = "the model cannot disassemble the handler (Capstone failed to open)";
+		b->ret = have_cs ? judge_return(mem, r, img, c, &dl, h, safe_reasons, back, sizeof back) : WRN_FAULTS;
+		if (b->ret == WRN_FAULTS) {
+			b->verdict = WV_UNSAFE;
+			snprintf(b->reason, sizeof b->reason, "delivered to the %s IDT's handler, but %s",
+				 dl.idt_world ? dl.idt_world : "an", back);
+		} else if (safe_reasons && back[0]) {
+			size_t k = strlen(b->reason);
+			snprintf(b->reason + k, sizeof b->reason - k, "%s", back);
+		}
+	}
+	rs.on = false;
+	*keep = false;
+	bool dep_value = h->value_dep, indep = h->indep; /* of the judgement above */
+	if (next_alike && !dep_value && indep && rs.n && !rs.over && have_cs && b->verdict == WV_SAFE) {
+		/* The handler forms nothing from the interrupted values, and its return
+		 * compares only values it carried unchanged: the verdict holds for any. */
+		*keep = true;
+		*keep_limit = h->ret_limit;
+	} else if (next_alike && !dep_value && rs.n && !rs.over && have_cs && b->verdict == WV_SAFE) {
+		/* Judge the return again with what it must not depend on perturbed. */
+		uint32_t limit = h->ret_limit;
+		struct tr_cpu c2 = *c;
+		for (int g = 0; g < 8; g++)
+			if (g != R_ESP)
+				c2.gpr[g] ^= 0x5A5A5A5Au;
+		c2.eflags ^= FL_ARITH;
+		c2.eip_off++;
+		c2.eip++;
+		char back2[200];
+		if (judge_return(mem, r, img, &c2, &dl, h, false, back2, sizeof back2) == b->ret) {
+			*keep = true;
+			*keep_limit = limit;
+		}
+	}
+}
+
+/*
+ * Judgements kept from one run to the next. The bench and the property tests run the same
+ * shim again and again, and the fuzzer's families of 16 scenarios share a layout: the same
+ * boundary, with the same registers, over the same bytes, comes back. A judgement is a
+ * function of (a) the CPU state and paging registers it uses (struct jkey), (b) the image's
+ * description of the worlds and the memory window (struct jworld), and (c) the bytes it
+ * read: the IDT gate, descriptors, the handler's instructions, what it loaded, and every
+ * paging-structure entry of every walk (dep, recorded while it ran). A kept judgement is
+ * used only when all three are equal, byte for byte, to what they were; then the judgement
+ * would compute the same thing again. Only safe verdicts are kept (an unsafe one is always
+ * the boundary's own, its reason written afresh), with what sharing needs: whether the next
+ * boundaries may take it, and its read set. Off with SHIMCHECK_NO_SHARE=1, and where safe
+ * boundaries get reasons (the window table).
+ */
+struct jkey {
+	uint64_t efer, pdpte[4];         /* the paging registers (CR0/CR3/CR4 below) */
+	uint32_t cr0, cr3, cr4;
+	uint32_t eip, eip_off, gpr[8], eflags;
+	uint32_t idtr_base, idtr_limit, gdtr_base, gdtr_limit, cs;
+	uint32_t vector, next_alike, zero;
+};
+_Static_assert(sizeof(struct jkey) == 5 * 8 + 22 * 4, "struct jkey has no padding (it is hashed and compared as bytes)");
+
+struct jworld {
+	uint64_t pm_base, pm_size, shim_pa;
+	uint64_t obj[2][3];              /* each world's IDT, code and stack pages */
+	uint32_t shim_lin, ep_nmi, ep_host_trap, ep_monitor_trap;
+	uint32_t idtr[2];
+	uint32_t have_cs, zero;
+};
+_Static_assert(sizeof(struct jworld) == 9 * 8 + 8 * 4, "struct jworld has no padding (it is compared as bytes)");
+
+#define JM_SETS 512 /* two ways each */
+#define JM_RS 16
+#define JM_BYTES 512
+
+struct jentry {
+	bool valid;
+	uint32_t used;
+	struct jkey k;
+	enum wreturn ret;
+	bool keep;                       /* the next boundaries may take it (shared_keep) */
+	uint32_t keep_limit;
+	int nrs;                         /* its read set, for shared_keep */
+	uint64_t rs_pa[JM_RS];
+	uint32_t rs_len[JM_RS];
+	int ndep;                        /* what it read, and the bytes there */
+	uint64_t dep_pa[RS_MAX];
+	uint16_t dep_len[RS_MAX];
+	uint8_t bytes[JM_BYTES];
+};
+
+static struct jmemo {
+	struct jworld world;
+	uint32_t tick;
+	struct jentry e[JM_SETS][2];
+} jm;
+
+static void jworld_of(struct jworld *w, const struct image *img, const struct physmem *pm, bool have_cs)
+{
+	memset(w, 0, sizeof *w);
+	w->pm_base = pm->base;
+	w->pm_size = pm->size;
+	w->shim_pa = img->shim_pa;
+	for (int s = 0; s < 2; s++) {
+		w->obj[s][0] = img->w[s].obj_pa[OBJ_IDT];
+		w->obj[s][1] = img->w[s].obj_pa[OBJ_CODE];
+		w->obj[s][2] = img->w[s].obj_pa[OBJ_STACK];
+		w->idtr[s] = img->w[s].idtr.base;
+	}
+	w->shim_lin = img->shim_lin;
+	w->ep_nmi = img->ep[EP_SHIM_NMI];
+	w->ep_host_trap = img->ep[EP_HOST_TRAP];
+	w->ep_monitor_trap = img->ep[EP_MONITOR_TRAP];
+	w->have_cs = have_cs;
+}
+
+/* A new analysis: keep the judgements only if they were made for the same worlds. */
+static void jm_begin(const struct image *img, const struct physmem *pm, bool have_cs)
+{
+	struct jworld w;
+	jworld_of(&w, img, pm, have_cs);
+	if (memcmp(&w, &jm.world, sizeof w) != 0) {
+		for (int i = 0; i < JM_SETS; i++)
+			jm.e[i][0].valid = jm.e[i][1].valid = false;
+		jm.world = w;
+	}
+}
+
+static void jkey_of(struct jkey *k, const struct tr_cpu *c, const struct paging_regs *r, unsigned vector,
+		    bool next_alike)
+{
+	k->efer = r->efer;
+	memcpy(k->pdpte, r->pdpte, sizeof k->pdpte);
+	k->cr0 = r->cr0;
+	k->cr3 = r->cr3;
+	k->cr4 = r->cr4;
+	k->eip = c->eip;
+	k->eip_off = c->eip_off;
+	memcpy(k->gpr, c->gpr, sizeof k->gpr);
+	k->eflags = c->eflags;
+	k->idtr_base = c->idtr_base;
+	k->idtr_limit = c->idtr_limit;
+	k->gdtr_base = c->gdtr_base;
+	k->gdtr_limit = c->gdtr_limit;
+	k->cs = c->cs;
+	k->vector = vector;
+	k->next_alike = next_alike;
+	k->zero = 0;
+}
+
+static struct jentry *jm_set(const struct jkey *k)
+{
+	uint32_t w[sizeof *k / 4], h = 0x811C9DC5u;
+	memcpy(w, k, sizeof w);
+	for (size_t i = 0; i < sizeof w / sizeof w[0]; i++)
+		h = (h ^ w[i]) * 0x01000193u;
+	return jm.e[(h ^ h >> 15) % JM_SETS];
+}
+
+/* The kept judgement for k, if every byte it read is as it was. */
+static const struct jentry *jm_find(const struct jkey *k, const struct physmem *pm)
+{
+	struct jentry *set = jm_set(k);
+	for (int way = 0; way < 2; way++) {
+		struct jentry *e = &set[way];
+		if (!e->valid || memcmp(&e->k, k, sizeof *k) != 0)
+			continue;
+		const uint8_t *b = e->bytes;
+		for (int d = 0; d < e->ndep; d++) {
+			const uint8_t *p = phys_ptr(pm, e->dep_pa[d], e->dep_len[d]);
+			if (!p || memcmp(p, b, e->dep_len[d]) != 0)
+				return NULL;
+			b += e->dep_len[d];
+		}
+		e->used = ++jm.tick;
+		return e;
+	}
+	return NULL;
+}
+
+/* Keep a safe judgement of k, made with dep recording and rs as it ended. */
+static void jm_store(const struct jkey *k, const struct physmem *pm, enum wreturn ret, bool keep, uint32_t keep_limit)
+{
+	if (dep.over || (keep && (rs.over || rs.n > JM_RS)))
+		return;
+	struct jentry *set = jm_set(k), *e = NULL;
+	for (int way = 0; way < 2 && !e; way++)
+		if (set[way].valid && memcmp(&set[way].k, k, sizeof *k) == 0)
+			e = &set[way]; /* the same key over other bytes: this judgement replaces it */
+	if (!e) /* else the empty way, or the one used longer ago */
+		e = !set[0].valid ? &set[0] : !set[1].valid || set[1].used < set[0].used ? &set[1] : &set[0];
+	e->valid = false;
+	size_t nb = 0;
+	for (int d = 0; d < dep.n; d++) {
+		const uint8_t *p = phys_ptr(pm, dep.pa[d], dep.len[d]);
+		if (!p || dep.len[d] > JM_BYTES - nb)
+			return; /* (every range read is in memory: p is never NULL) */
+		memcpy(e->bytes + nb, p, dep.len[d]);
+		e->dep_pa[d] = dep.pa[d];
+		e->dep_len[d] = (uint16_t)dep.len[d];
+		nb += dep.len[d];
+	}
+	e->ndep = dep.n;
+	e->k = *k;
+	e->ret = ret;
+	e->keep = keep;
+	e->keep_limit = keep_limit;
+	e->nrs = keep ? rs.n : 0;
+	for (int i = 0; i < e->nrs; i++) {
+		e->rs_pa[i] = rs.pa[i];
+		e->rs_len[i] = rs.len[i];
+	}
+	e->used = ++jm.tick;
+	e->valid = true;
+}
+
 /* The recorded writes of instructions [a, b) applied again, in order; with m and sh, each
  * one is also checked against the walks of the memo and the bytes the shared verdict read. */
 static void wind_forward(struct physmem *pm, const struct trace *t, uint32_t a, uint32_t b, struct wmemo *m,
@@ -1100,6 +1365,7 @@ void window_analyse(const struct trace *t, const struct image *img, unsigned vec
 	}
 	static struct wmemo memo;
 	mwalk_forget_all(&memo); /* memory is another run's */
+	jm_begin(img, mem, have_cs);
 	static struct shared sh;
 	sh.valid = false;
 	/* SHIMCHECK_NO_SHARE=1 judges every boundary on its own (tests compare the two). */
@@ -1143,50 +1409,45 @@ void window_analyse(const struct trace *t, const struct image *img, unsigned vec
 				b->reason[0] = '\0';
 				continue;
 			}
-			rs.on = !out->safe_reasons; /* not the arrays: n says how much of them holds */
-			rs.over = false;
-			rs.n = 0;
-			struct delivered dl;
-			b->verdict = b->delivery =
-				judge(&memo, mem, &r, img, c, vector, out->safe_reasons, b->reason, sizeof b->reason, &dl);
-			if (b->delivery == WV_SAFE) {
-				char back[200] = "the model cannot disassemble the handler (Capstone failed to open)";
-				b->ret = have_cs ? judge_return(mem, &r, img, c, &dl, &h, out->safe_reasons, back, sizeof back)
-						 : WRN_FAULTS;
-				if (b->ret == WRN_FAULTS) {
-					b->verdict = WV_UNSAFE;
-					snprintf(b->reason, sizeof b->reason, "delivered to the %s IDT's handler, but %s",
-						 dl.idt_world ? dl.idt_world : "an", back);
-				} else if (out->safe_reasons && back[0]) {
-					size_t k = strlen(b->reason);
-					snprintf(b->reason + k, sizeof b->reason - k, "%s", back);
-				}
-			}
-			rs.on = false;
-			/* Worth it only if the next boundary could take the verdict. */
+			/* Worth sharing only if the next boundary could take the verdict. */
 			const struct tr_cpu *nx = i + 1 <= to ? &t->insn[i + 1].cpu : NULL;
 			bool next_alike = nx && nx->idtr_base == c->idtr_base && nx->gdtr_base == c->gdtr_base &&
 					  nx->gpr[R_ESP] == c->gpr[R_ESP] && nx->cs == c->cs && nx->ss == c->ss &&
 					  nx->cr3 == c->cr3 && nx->cr0 == c->cr0 && nx->cr4 == c->cr4;
-			bool dep = h.value_dep, indep = h.indep; /* of the judgement above */
-			if (next_alike && !dep && indep && rs.n && !rs.over && have_cs && b->verdict == WV_SAFE) {
-				/* The handler forms nothing from the interrupted values, and its return
-				 * compares only values it carried unchanged: the verdict holds for any. */
-				shared_keep(&sh, c, memo.cur->gen, b->ret, h.ret_limit);
-			} else if (next_alike && !dep && rs.n && !rs.over && have_cs && b->verdict == WV_SAFE) {
-				/* Judge the return again with what it must not depend on perturbed. */
-				uint32_t limit = h.ret_limit;
-				struct tr_cpu c2 = *c;
-				for (int g = 0; g < 8; g++)
-					if (g != R_ESP)
-						c2.gpr[g] ^= 0x5A5A5A5Au;
-				c2.eflags ^= FL_ARITH;
-				c2.eip_off++;
-				c2.eip++;
-				char back2[200];
-				if (judge_return(mem, &r, img, &c2, &dl, &h, false, back2, sizeof back2) == b->ret)
-					shared_keep(&sh, c, memo.cur->gen, b->ret, limit);
+			struct jkey k;
+			const struct jentry *kept = NULL;
+			if (share) {
+				jkey_of(&k, c, &r, vector, next_alike);
+				kept = jm_find(&k, mem);
 			}
+			bool keep = false;
+			uint32_t keep_limit = 0;
+			if (kept) {
+				b->verdict = b->delivery = WV_SAFE;
+				b->ret = kept->ret;
+				b->reason[0] = '\0';
+				keep = kept->keep;
+				keep_limit = kept->keep_limit;
+				rs.n = kept->nrs;
+				rs.over = false;
+				memcpy(rs.pa, kept->rs_pa, (size_t)rs.n * sizeof rs.pa[0]);
+				memcpy(rs.len, kept->rs_len, (size_t)rs.n * sizeof rs.len[0]);
+			} else {
+				rs.on = !out->safe_reasons; /* not the arrays: n says how much of them holds */
+				rs.over = false;
+				rs.n = 0;
+				dep.on = share;
+				dep.over = false;
+				dep.n = 0;
+				dep_walked = 0;
+				judge_boundary(&memo, mem, &r, img, c, vector, out->safe_reasons, have_cs, &h, next_alike, b, &keep,
+					       &keep_limit);
+				rs.on = dep.on = false;
+				if (share && b->verdict == WV_SAFE)
+					jm_store(&k, mem, b->ret, keep, keep_limit);
+			}
+			if (keep)
+				shared_keep(&sh, c, memo.cur->gen, b->ret, keep_limit);
 			out->unsafe += b->verdict == WV_UNSAFE;
 			out->unsafe_delivery += b->delivery == WV_UNSAFE;
 			out->unsafe_return += b->delivery == WV_SAFE && b->verdict == WV_UNSAFE;
