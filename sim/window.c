@@ -15,6 +15,13 @@
 #include "check.h"
 #include "../shim/shim_abi.h"
 
+/* phys_ptr, inline: the loops over every recorded write and every kept byte call it most. */
+static inline uint8_t *mem_at(const struct physmem *pm, uint64_t pa, uint64_t len)
+{
+	uint64_t off = pa - pm->base;
+	return pa >= pm->base && off <= pm->size && len <= pm->size - off ? pm->bytes + off : NULL;
+}
+
 /* The recorded writes of instructions [a, b), undone (last first) or applied again. */
 static void wind_back(struct physmem *pm, const struct trace *t, uint32_t a, uint32_t b)
 {
@@ -22,7 +29,7 @@ static void wind_back(struct physmem *pm, const struct trace *t, uint32_t a, uin
 		const struct tr_insn *in = &t->insn[i];
 		for (uint32_t k = in->mem_n; k-- > 0;) {
 			const struct tr_mem *w = &t->mem[in->mem_first + k];
-			uint8_t *p = w->write ? phys_ptr(pm, w->pa, w->size) : NULL;
+			uint8_t *p = w->write ? mem_at(pm, w->pa, w->size) : NULL;
 			for (unsigned x = 0; p && x < w->size; x++)
 				p[x] = (uint8_t)(w->old >> (8 * x));
 		}
@@ -74,6 +81,8 @@ struct wmemo {
 	uint32_t gen;          /* the last generation given out: generations are unique across
 	                        * contexts, so one names a register set and its tables' state */
 	uint32_t tick;
+	uint64_t tables;       /* bit (page number mod 64) of every page a context's walks read
+	                        * (all bits: one gave up counting): most writes are elsewhere */
 };
 
 /* Empty one context: its walks no longer hold. */
@@ -97,6 +106,7 @@ static void mwalk_forget_all(struct wmemo *m)
 	for (int k = 0; k < WMEMO_CTX; k++)
 		m->x[k].gen = 0; /* unused: chosen again only by mwalk_regs, which forgets it first */
 	m->cur = NULL;
+	m->tables = 0;
 }
 
 static bool same_regs(const struct paging_regs *a, const struct paging_regs *b)
@@ -238,6 +248,7 @@ static struct mw mwalk(struct wmemo *m, const struct physmem *pm, const struct p
 				c->ntables = c->ntables < WMEMO_TABLES ? c->ntables + 1 : -1;
 			if (c->ntables >= 0)
 				c->tables[j] = t;
+			m->tables |= c->ntables >= 0 ? (uint64_t)1 << (t >> PGSHIFT & 63) : ~(uint64_t)0;
 		}
 	}
 	jm_note_walk(slot, x, (r->cr4 & CR4_PAE) ? 8 : 4);
@@ -250,6 +261,8 @@ static struct mw mwalk(struct wmemo *m, const struct physmem *pm, const struct p
 static void mwalk_written(struct wmemo *m, uint64_t pa)
 {
 	uint64_t page = pa & ~(uint64_t)0xFFF;
+	if (!(m->tables >> (page >> PGSHIFT & 63) & 1))
+		return;
 	for (int k = 0; k < WMEMO_CTX; k++) {
 		struct wctx *c = &m->x[k];
 		bool hit = c->gen && c->ntables < 0;
@@ -1253,12 +1266,14 @@ static void jkey_of(struct jkey *k, const struct tr_cpu *c, const struct paging_
 	k->zero = 0;
 }
 
+/* The set of k: hashed from what tells boundaries apart (where, which registers, which
+ * tables); the whole key is compared. */
 static struct jentry *jm_set(const struct jkey *k)
 {
-	uint32_t w[sizeof *k / 4], h = 0x811C9DC5u;
-	memcpy(w, k, sizeof w);
-	for (size_t i = 0; i < sizeof w / sizeof w[0]; i++)
-		h = (h ^ w[i]) * 0x01000193u;
+	uint32_t h = k->eip * 0x9E3779B1u;
+	for (int g = 0; g < 8; g++)
+		h = (h ^ k->gpr[g]) * 0x01000193u;
+	h = (h ^ k->cr3 ^ k->cr0 ^ k->next_alike) * 0x01000193u;
 	return jm.e[(h ^ h >> 15) % JM_SETS];
 }
 
@@ -1272,7 +1287,7 @@ static const struct jentry *jm_find(const struct jkey *k, const struct physmem *
 			continue;
 		const uint8_t *b = e->bytes;
 		for (int d = 0; d < e->ndep; d++) {
-			const uint8_t *p = phys_ptr(pm, e->dep_pa[d], e->dep_len[d]);
+			const uint8_t *p = mem_at(pm, e->dep_pa[d], e->dep_len[d]);
 			if (!p || memcmp(p, b, e->dep_len[d]) != 0)
 				return NULL;
 			b += e->dep_len[d];
@@ -1330,7 +1345,7 @@ static void wind_forward(struct physmem *pm, const struct trace *t, uint32_t a, 
 			const struct tr_mem *w = &t->mem[in->mem_first + k];
 			if (!w->write)
 				continue;
-			uint8_t *p = phys_ptr(pm, w->pa, w->size);
+			uint8_t *p = mem_at(pm, w->pa, w->size);
 			for (unsigned x = 0; p && x < w->size; x++)
 				p[x] = (uint8_t)(w->value >> (8 * x));
 			if (!m)
