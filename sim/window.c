@@ -22,7 +22,7 @@ static inline uint8_t *mem_at(const struct physmem *pm, uint64_t pa, uint64_t le
 	return pa >= pm->base && off <= pm->size && len <= pm->size - off ? pm->bytes + off : NULL;
 }
 
-/* The recorded writes of instructions [a, b), undone (last first) or applied again. */
+/* The recorded writes of instructions [a, b) undone, the last first. */
 static void wind_back(struct physmem *pm, const struct trace *t, uint32_t a, uint32_t b)
 {
 	for (uint32_t i = b; i-- > a;) {
