@@ -15,17 +15,24 @@
 #include "check.h"
 #include "../shim/shim_abi.h"
 
-/* Instruction i's recorded writes, applied (forward) or undone (back) on mem. */
-static void apply_writes(struct physmem *pm, const struct trace *t, uint32_t i, bool forward)
+/* phys_ptr, inline: the loops over every recorded write and every kept byte call it most. */
+static inline uint8_t *mem_at(const struct physmem *pm, uint64_t pa, uint64_t len)
 {
-	const struct tr_insn *in = &t->insn[i];
-	for (uint32_t k = 0; k < in->mem_n; k++) {
-		uint32_t m = forward ? k : in->mem_n - 1 - k;
-		const struct tr_mem *a = &t->mem[in->mem_first + m];
-		uint8_t *p = a->write ? phys_ptr(pm, a->pa, a->size) : NULL;
-		uint64_t v = forward ? a->value : a->old;
-		for (unsigned b = 0; p && b < a->size; b++)
-			p[b] = (uint8_t)(v >> (8 * b));
+	uint64_t off = pa - pm->base;
+	return pa >= pm->base && off <= pm->size && len <= pm->size - off ? pm->bytes + off : NULL;
+}
+
+/* The recorded writes of instructions [a, b) undone, the last first. */
+static void wind_back(struct physmem *pm, const struct trace *t, uint32_t a, uint32_t b)
+{
+	for (uint32_t i = b; i-- > a;) {
+		const struct tr_insn *in = &t->insn[i];
+		for (uint32_t k = in->mem_n; k-- > 0;) {
+			const struct tr_mem *w = &t->mem[in->mem_first + k];
+			uint8_t *p = w->write ? mem_at(pm, w->pa, w->size) : NULL;
+			for (unsigned x = 0; p && x < w->size; x++)
+				p[x] = (uint8_t)(w->old >> (8 * x));
+		}
 	}
 }
 
@@ -37,18 +44,25 @@ static struct paging_regs regs_at(const struct physmem *pm, const struct tr_cpu 
 }
 
 /*
- * Walks done at earlier boundaries, by page and access, under one set of paging registers.
+ * Walks done at earlier boundaries, by page and access, under a few sets of paging registers.
  * Most boundaries of a window walk the same few pages (the IDT, the GDT, the handler, the
- * stack, the data area) under the same tables, so they are walked once; a walk stays valid
- * until the paging registers change or a recorded write lands on a paging-structure page it
- * read.
+ * stack, the data area) under the same tables, so they are walked once; and a switch goes
+ * back and forth between a handful of register sets (the source's, transition tables or
+ * paging off, the target's; the next window the other way), so each set keeps its own walks
+ * (a context). A walk stays valid until a recorded write lands on a paging-structure page its
+ * context read.
  */
-#define WMEMO_SLOTS 64  /* direct-mapped by page and access */
-#define WMEMO_TABLES 16 /* paging-structure pages the memo's walks read, before it gives up */
+#define WMEMO_BITS 6
+#define WMEMO_SLOTS (1 << WMEMO_BITS) /* per context, direct-mapped by page and access */
+#define WMEMO_TABLES 16 /* paging-structure pages a context's walks read, before it gives up */
+#define WMEMO_CTX 4
 
-struct wmemo {
+struct wctx {
 	struct paging_regs r;
-	uint32_t gen;          /* entries of another generation are empty */
+	uint32_t gen;          /* 0: unused; entries of another generation are empty */
+	uint32_t used;         /* when it was last chosen (the least recent one is reused) */
+	int ntables;           /* -1: more than WMEMO_TABLES, any write may matter */
+	uint64_t tables[WMEMO_TABLES];
 	struct wmemo_entry {
 		uint32_t gen;
 		uint32_t page;
@@ -56,30 +70,149 @@ struct wmemo {
 		enum walk_status status;
 		uint32_t err;
 		uint64_t pa_page;
+		int nlvl;          /* paging-structure entries the walk read (see jm_note_walk) */
+		uint64_t lvl[WALK_MAX_LEVELS];
 	} e[WMEMO_SLOTS];
-	int ntables;           /* -1: more than WMEMO_TABLES, any write may matter */
-	uint64_t tables[WMEMO_TABLES];
 };
 
-static void mwalk_forget(struct wmemo *m)
+struct wmemo {
+	struct wctx x[WMEMO_CTX];
+	struct wctx *cur;      /* the context of the registers of the last mwalk_regs */
+	uint32_t gen;          /* the last generation given out: generations are unique across
+	                        * contexts, so one names a register set and its tables' state */
+	uint32_t tick;
+	uint64_t tables;       /* bit (page number mod 64) of every page a context's walks read
+	                        * (all bits: one gave up counting): most writes are elsewhere */
+};
+
+/* Empty one context: its walks no longer hold. */
+static void mwalk_forget(struct wmemo *m, struct wctx *c)
 {
-	if (++m->gen == 0) { /* wrapped: clear for real */
-		memset(m->e, 0, sizeof m->e);
+	if (++m->gen == 0) { /* wrapped: clear every context for real */
+		for (int k = 0; k < WMEMO_CTX; k++) {
+			memset(m->x[k].e, 0, sizeof m->x[k].e);
+			m->x[k].gen = 0;
+		}
 		m->gen = 1;
+		m->cur = NULL; /* mwalk_regs chooses again before the next walk */
 	}
-	m->ntables = 0;
+	c->gen = m->gen;
+	c->ntables = 0;
 }
 
-/* The paging registers of the next walks: the memo's entries hold only for the same ones. */
-static void mwalk_regs(struct wmemo *m, const struct paging_regs *r)
+/* Every context empty (memory is another run's). */
+static void mwalk_forget_all(struct wmemo *m)
+{
+	for (int k = 0; k < WMEMO_CTX; k++)
+		m->x[k].gen = 0; /* unused: chosen again only by mwalk_regs, which forgets it first */
+	m->cur = NULL;
+	m->tables = 0;
+}
+
+static bool same_regs(const struct paging_regs *a, const struct paging_regs *b)
 {
 	/* field by field: the struct has padding, which memcmp would read */
-	bool same = m->r.cr0 == r->cr0 && m->r.cr3 == r->cr3 && m->r.cr4 == r->cr4 && m->r.efer == r->efer;
+	bool same = a->cr0 == b->cr0 && a->cr3 == b->cr3 && a->cr4 == b->cr4 && a->efer == b->efer;
 	for (int k = 0; k < 4; k++)
-		same &= m->r.pdpte[k] == r->pdpte[k];
-	if (!same)
-		mwalk_forget(m);
-	m->r = *r;
+		same &= a->pdpte[k] == b->pdpte[k];
+	return same;
+}
+
+/* The paging registers of the next walks: the context whose walks hold for them. */
+static void mwalk_regs(struct wmemo *m, const struct paging_regs *r)
+{
+	m->tick++;
+	if (m->cur && same_regs(&m->cur->r, r)) {
+		m->cur->used = m->tick;
+		return;
+	}
+	struct wctx *old = &m->x[0];
+	for (int k = 0; k < WMEMO_CTX; k++) {
+		struct wctx *c = &m->x[k];
+		if (c->gen && same_regs(&c->r, r)) {
+			m->cur = c;
+			c->used = m->tick;
+			return;
+		}
+		if (!c->gen || (old->gen && c->used < old->used))
+			old = c;
+	}
+	old->r = *r;
+	mwalk_forget(m, old);
+	old->used = m->tick;
+	m->cur = old;
+}
+
+/*
+ * The physical bytes a judgement reads (besides the paging structures, which the walk memo
+ * watches): recorded while a boundary is judged, so that a later boundary can take the same
+ * verdict as long as no recorded write lands on them (see window_analyse).
+ */
+#define RS_MAX 48
+
+struct readset {
+	bool on, over;
+	int n;
+	uint64_t pa[RS_MAX];
+	uint32_t len[RS_MAX];
+};
+
+/* rs: what the judgement of a boundary reads, for sharing its verdict with the next ones;
+ * dep: that and the paging-structure entries its walks read, for the judgement memo (below),
+ * over the second, perturbed judgement too. */
+static struct readset rs, dep;
+
+static void set_add(struct readset *s, uint64_t pa, uint32_t len)
+{
+	for (int i = 0; i < s->n; i++)
+		if (pa <= s->pa[i] + s->len[i] && s->pa[i] <= pa + len) {
+			/* overlapping or adjacent: one range covers both (the same bytes) */
+			uint64_t lo = pa < s->pa[i] ? pa : s->pa[i];
+			uint64_t hi = pa + len > s->pa[i] + s->len[i] ? pa + len : s->pa[i] + s->len[i];
+			s->pa[i] = lo;
+			s->len[i] = (uint32_t)(hi - lo);
+			return;
+		}
+	if (s->n == RS_MAX) {
+		s->over = true;
+		return;
+	}
+	s->pa[s->n] = pa;
+	s->len[s->n++] = len;
+}
+
+static void rs_add(uint64_t pa, uint32_t len)
+{
+	if (rs.on)
+		set_add(&rs, pa, len);
+	if (dep.on)
+		set_add(&dep, pa, len);
+}
+
+static bool rs_hit(const struct readset *r, uint64_t pa, uint32_t len)
+{
+	for (int i = 0; i < r->n; i++)
+		if (pa < r->pa[i] + r->len[i] && r->pa[i] < pa + len)
+			return true;
+	return false;
+}
+
+/* Walk-memo slots of the current context whose entries dep holds already (cleared when a
+ * slot is filled with another walk): most judgements walk the same page many times. */
+static uint64_t dep_walked;
+
+static void jm_slot_refilled(unsigned slot)
+{
+	dep_walked &= ~((uint64_t)1 << slot);
+}
+
+static void jm_note_walk(unsigned slot, const struct wmemo_entry *x, uint32_t size)
+{
+	if (!dep.on || (dep_walked >> slot & 1))
+		return;
+	dep_walked |= (uint64_t)1 << slot;
+	for (int k = 0; k < x->nlvl; k++)
+		set_add(&dep, x->lvl[k], size);
 }
 
 /* What the analysis needs of a walk (struct walk carries every level: too much to copy
@@ -94,73 +227,50 @@ struct mw {
 static struct mw mwalk(struct wmemo *m, const struct physmem *pm, const struct paging_regs *r, uint32_t lin,
 			 enum access acc)
 {
+	struct wctx *c = m->cur;
 	uint32_t page = lin & PGMASK;
-	struct wmemo_entry *x = &m->e[((page >> PGSHIFT) * 4 + (uint32_t)acc) % WMEMO_SLOTS];
-	if (x->gen != m->gen || x->page != page || x->acc != acc) {
+	/* Fibonacci hashing: the pages a switch walks often agree in their low bits (the shim at
+	 * 0xc8801000, a world's stack at 0xc0101000), which a plain modulo would collide. */
+	unsigned slot = ((page | (uint32_t)acc) * 2654435761u) >> (32 - WMEMO_BITS);
+	struct wmemo_entry *x = &c->e[slot];
+	if (x->gen != c->gen || x->page != page || x->acc != acc) {
 		struct walk w = paging_walk(pm, r, page, acc, 0);
-		*x = (struct wmemo_entry){m->gen, page, acc, w.status, w.err, w.pa & ~(uint64_t)0xFFF};
-		for (int k = 0; k < w.nlevels && m->ntables >= 0; k++) {
+		*x = (struct wmemo_entry){c->gen, page, acc, w.status, w.err, w.pa & ~(uint64_t)0xFFF, w.nlevels, {0}};
+		for (int k = 0; k < w.nlevels; k++)
+			x->lvl[k] = w.level[k].entry_pa;
+		jm_slot_refilled(slot);
+		for (int k = 0; k < w.nlevels && c->ntables >= 0; k++) {
 			uint64_t t = w.level[k].entry_pa & ~(uint64_t)0xFFF;
 			int j = 0;
-			while (j < m->ntables && m->tables[j] != t)
+			while (j < c->ntables && c->tables[j] != t)
 				j++;
-			if (j == m->ntables)
-				m->ntables = m->ntables < WMEMO_TABLES ? m->ntables + 1 : -1;
-			if (m->ntables >= 0)
-				m->tables[j] = t;
+			if (j == c->ntables)
+				c->ntables = c->ntables < WMEMO_TABLES ? c->ntables + 1 : -1;
+			if (c->ntables >= 0)
+				c->tables[j] = t;
+			m->tables |= c->ntables >= 0 ? (uint64_t)1 << (t >> PGSHIFT & 63) : ~(uint64_t)0;
 		}
 	}
+	jm_note_walk(slot, x, (r->cr4 & CR4_PAE) ? 8 : 4);
 	struct mw w = {x->status, x->err, x->status == WALK_OK ? x->pa_page + (lin & 0xFFF) : 0};
 	return w;
 }
 
-/* A write at physical pa, applied or undone: forget the walks if it lands on a paging
- * structure one of them read (rare: the windows write no paging structure). */
+/* A write at physical pa, applied or undone: forget the walks of every context that read
+ * the paging-structure page it lands on (rare: the windows write no paging structure). */
 static void mwalk_written(struct wmemo *m, uint64_t pa)
 {
 	uint64_t page = pa & ~(uint64_t)0xFFF;
-	bool hit = m->ntables < 0;
-	for (int j = 0; j < m->ntables && !hit; j++)
-		hit = m->tables[j] == page;
-	if (hit)
-		mwalk_forget(m);
-}
-
-/*
- * The physical bytes a judgement reads (besides the paging structures, which the walk memo
- * watches): recorded while a boundary is judged, so that a later boundary can take the same
- * verdict as long as no recorded write lands on them (see window_analyse).
- */
-#define RS_MAX 48
-
-static struct readset {
-	bool on, over;
-	int n;
-	uint64_t pa[RS_MAX];
-	uint32_t len[RS_MAX];
-} rs;
-
-static void rs_add(uint64_t pa, uint32_t len)
-{
-	if (!rs.on)
+	if (!(m->tables >> (page >> PGSHIFT & 63) & 1))
 		return;
-	for (int i = 0; i < rs.n; i++)
-		if (pa >= rs.pa[i] && pa + len <= rs.pa[i] + rs.len[i])
-			return; /* already covered */
-	if (rs.n == RS_MAX) {
-		rs.over = true;
-		return;
+	for (int k = 0; k < WMEMO_CTX; k++) {
+		struct wctx *c = &m->x[k];
+		bool hit = c->gen && c->ntables < 0;
+		for (int j = 0; c->gen && j < c->ntables && !hit; j++)
+			hit = c->tables[j] == page;
+		if (hit)
+			mwalk_forget(m, c);
 	}
-	rs.pa[rs.n] = pa;
-	rs.len[rs.n++] = len;
-}
-
-static bool rs_hit(const struct readset *r, uint64_t pa, uint32_t len)
-{
-	for (int i = 0; i < r->n; i++)
-		if (pa < r->pa[i] + r->len[i] && r->pa[i] < pa + len)
-			return true;
-	return false;
 }
 
 /* Read n bytes at a linear address through the tables in force; false if any byte faults.
@@ -681,8 +791,7 @@ static enum hf_end hf_run(struct hf *h, char *why, size_t n)
 		switch (in->id) {
 		case X86_INS_IRETD:
 			return HF_IRET;
-		case X86_INS_HLT:
-			snprintf(why, n, "it stops at `hlt` (0x%08" PRIx32 ")", lin);
+		case X86_INS_HLT: /* no reason: judge_return reports nothing for a handler that stops */
 			return HF_STOPS;
 		case X86_INS_PUSH:
 			/* a dword (no operand-size prefix) from a whole register or an immediate */
@@ -1000,6 +1109,254 @@ static void shared_keep(struct shared *sh, const struct tr_cpu *c, uint32_t mgen
 			      c->idtr_limit, c->gdtr_limit, c->cs, c->ss, ret, limit, rs};
 }
 
+/* Judge the boundary before c: its delivery, its return, and whether the boundaries that
+ * follow may take the verdict (*keep, with the limit of the CS its IRET reloads). */
+static void judge_boundary(struct wmemo *memo, const struct physmem *mem, const struct paging_regs *r,
+			   const struct image *img, const struct tr_cpu *c, unsigned vector, bool safe_reasons, bool have_cs,
+			   struct hf *h, bool next_alike, struct wboundary *b, bool *keep, uint32_t *keep_limit)
+{
+	struct delivered dl;
+	b->verdict = b->delivery = judge(memo, mem, r, img, c, vector, safe_reasons, b->reason, sizeof b->reason, &dl);
+	if (b->delivery == WV_SAFE) {
+		char back[200] = "the model cannot disassemble the handler (Capstone failed to open)";
+		b->ret = have_cs ? judge_return(mem, r, img, c, &dl, h, safe_reasons, back, sizeof back) : WRN_FAULTS;
+		if (b->ret == WRN_FAULTS) {
+			b->verdict = WV_UNSAFE;
+			snprintf(b->reason, sizeof b->reason, "delivered to the %s IDT's handler, but %s",
+				 dl.idt_world ? dl.idt_world : "an", back);
+		} else if (safe_reasons && back[0]) {
+			size_t k = strlen(b->reason);
+			snprintf(b->reason + k, sizeof b->reason - k, "%s", back);
+		}
+	}
+	rs.on = false;
+	*keep = false;
+	bool dep_value = h->value_dep, indep = h->indep; /* of the judgement above */
+	if (next_alike && !dep_value && indep && rs.n && !rs.over && have_cs && b->verdict == WV_SAFE) {
+		/* The handler forms nothing from the interrupted values, and its return
+		 * compares only values it carried unchanged: the verdict holds for any. */
+		*keep = true;
+		*keep_limit = h->ret_limit;
+	} else if (next_alike && !dep_value && rs.n && !rs.over && have_cs && b->verdict == WV_SAFE) {
+		/* Judge the return again with what it must not depend on perturbed. */
+		uint32_t limit = h->ret_limit;
+		struct tr_cpu c2 = *c;
+		for (int g = 0; g < 8; g++)
+			if (g != R_ESP)
+				c2.gpr[g] ^= 0x5A5A5A5Au;
+		c2.eflags ^= FL_ARITH;
+		c2.eip_off++;
+		c2.eip++;
+		char back2[200];
+		if (judge_return(mem, r, img, &c2, &dl, h, false, back2, sizeof back2) == b->ret) {
+			*keep = true;
+			*keep_limit = limit;
+		}
+	}
+}
+
+/*
+ * Judgements kept from one run to the next. The bench and the property tests run the same
+ * shim again and again, and the fuzzer's families of 16 scenarios share a layout: the same
+ * boundary, with the same registers, over the same bytes, comes back. A judgement is a
+ * function of (a) the CPU state and paging registers it uses (struct jkey), (b) the image's
+ * description of the worlds and the memory window (struct jworld), and (c) the bytes it
+ * read: the IDT gate, descriptors, the handler's instructions, what it loaded, and every
+ * paging-structure entry of every walk (dep, recorded while it ran). A kept judgement is
+ * used only when all three are equal, byte for byte, to what they were; then the judgement
+ * would compute the same thing again. Only safe verdicts are kept (an unsafe one is always
+ * the boundary's own, its reason written afresh), with what sharing needs: whether the next
+ * boundaries may take it, and its read set. Off with SHIMCHECK_NO_SHARE=1, and where safe
+ * boundaries get reasons (the window table).
+ */
+struct jkey {
+	uint64_t efer, pdpte[4];         /* the paging registers (CR0/CR3/CR4 below) */
+	uint32_t cr0, cr3, cr4;
+	uint32_t eip, eip_off, gpr[8], eflags;
+	uint32_t idtr_base, idtr_limit, gdtr_base, gdtr_limit, cs;
+	uint32_t vector, next_alike, zero;
+};
+_Static_assert(sizeof(struct jkey) == 5 * 8 + 22 * 4, "struct jkey has no padding (it is hashed and compared as bytes)");
+
+struct jworld {
+	uint64_t pm_base, pm_size, shim_pa;
+	uint64_t obj[2][3];              /* each world's IDT, code and stack pages */
+	uint32_t shim_lin, ep_nmi, ep_host_trap, ep_monitor_trap;
+	uint32_t idtr[2];
+	uint32_t have_cs, zero;
+};
+_Static_assert(sizeof(struct jworld) == 9 * 8 + 8 * 4, "struct jworld has no padding (it is compared as bytes)");
+
+#define JM_SETS 512 /* two ways each */
+#define JM_RS 16
+#define JM_BYTES 512
+
+struct jentry {
+	bool valid;
+	uint32_t used;
+	struct jkey k;
+	enum wreturn ret;
+	bool keep;                       /* the next boundaries may take it (shared_keep) */
+	uint32_t keep_limit;
+	int nrs;                         /* its read set, for shared_keep */
+	uint64_t rs_pa[JM_RS];
+	uint32_t rs_len[JM_RS];
+	int ndep;                        /* what it read, and the bytes there */
+	uint64_t dep_pa[RS_MAX];
+	uint16_t dep_len[RS_MAX];
+	uint8_t bytes[JM_BYTES];
+};
+
+static struct jmemo {
+	struct jworld world;
+	uint32_t tick;
+	struct jentry e[JM_SETS][2];
+} jm;
+
+static void jworld_of(struct jworld *w, const struct image *img, const struct physmem *pm, bool have_cs)
+{
+	memset(w, 0, sizeof *w);
+	w->pm_base = pm->base;
+	w->pm_size = pm->size;
+	w->shim_pa = img->shim_pa;
+	for (int s = 0; s < 2; s++) {
+		w->obj[s][0] = img->w[s].obj_pa[OBJ_IDT];
+		w->obj[s][1] = img->w[s].obj_pa[OBJ_CODE];
+		w->obj[s][2] = img->w[s].obj_pa[OBJ_STACK];
+		w->idtr[s] = img->w[s].idtr.base;
+	}
+	w->shim_lin = img->shim_lin;
+	w->ep_nmi = img->ep[EP_SHIM_NMI];
+	w->ep_host_trap = img->ep[EP_HOST_TRAP];
+	w->ep_monitor_trap = img->ep[EP_MONITOR_TRAP];
+	w->have_cs = have_cs;
+}
+
+/* A new analysis: keep the judgements only if they were made for the same worlds. */
+static void jm_begin(const struct image *img, const struct physmem *pm, bool have_cs)
+{
+	struct jworld w;
+	jworld_of(&w, img, pm, have_cs);
+	if (memcmp(&w, &jm.world, sizeof w) != 0) {
+		for (int i = 0; i < JM_SETS; i++)
+			jm.e[i][0].valid = jm.e[i][1].valid = false;
+		jm.world = w;
+	}
+}
+
+static void jkey_of(struct jkey *k, const struct tr_cpu *c, const struct paging_regs *r, unsigned vector,
+		    bool next_alike)
+{
+	k->efer = r->efer;
+	memcpy(k->pdpte, r->pdpte, sizeof k->pdpte);
+	k->cr0 = r->cr0;
+	k->cr3 = r->cr3;
+	k->cr4 = r->cr4;
+	k->eip = c->eip;
+	k->eip_off = c->eip_off;
+	memcpy(k->gpr, c->gpr, sizeof k->gpr);
+	k->eflags = c->eflags;
+	k->idtr_base = c->idtr_base;
+	k->idtr_limit = c->idtr_limit;
+	k->gdtr_base = c->gdtr_base;
+	k->gdtr_limit = c->gdtr_limit;
+	k->cs = c->cs;
+	k->vector = vector;
+	k->next_alike = next_alike;
+	k->zero = 0;
+}
+
+/* The set of k: hashed from what tells boundaries apart (where, which registers, which
+ * tables); the whole key is compared. */
+static struct jentry *jm_set(const struct jkey *k)
+{
+	uint32_t h = k->eip * 0x9E3779B1u;
+	for (int g = 0; g < 8; g++)
+		h = (h ^ k->gpr[g]) * 0x01000193u;
+	h = (h ^ k->cr3 ^ k->cr0 ^ k->next_alike) * 0x01000193u;
+	return jm.e[(h ^ h >> 15) % JM_SETS];
+}
+
+/* The kept judgement for k, if every byte it read is as it was. */
+static const struct jentry *jm_find(const struct jkey *k, const struct physmem *pm)
+{
+	struct jentry *set = jm_set(k);
+	for (int way = 0; way < 2; way++) {
+		struct jentry *e = &set[way];
+		if (!e->valid || memcmp(&e->k, k, sizeof *k) != 0)
+			continue;
+		const uint8_t *b = e->bytes;
+		for (int d = 0; d < e->ndep; d++) {
+			const uint8_t *p = mem_at(pm, e->dep_pa[d], e->dep_len[d]);
+			if (!p || memcmp(p, b, e->dep_len[d]) != 0)
+				return NULL;
+			b += e->dep_len[d];
+		}
+		e->used = ++jm.tick;
+		return e;
+	}
+	return NULL;
+}
+
+/* Keep a safe judgement of k, made with dep recording and rs as it ended. */
+static void jm_store(const struct jkey *k, const struct physmem *pm, enum wreturn ret, bool keep, uint32_t keep_limit)
+{
+	if (dep.over || (keep && (rs.over || rs.n > JM_RS)))
+		return;
+	struct jentry *set = jm_set(k), *e = NULL;
+	for (int way = 0; way < 2 && !e; way++)
+		if (set[way].valid && memcmp(&set[way].k, k, sizeof *k) == 0)
+			e = &set[way]; /* the same key over other bytes: this judgement replaces it */
+	if (!e) /* else the empty way, or the one used longer ago */
+		e = !set[0].valid ? &set[0] : !set[1].valid || set[1].used < set[0].used ? &set[1] : &set[0];
+	e->valid = false;
+	size_t nb = 0;
+	for (int d = 0; d < dep.n; d++) {
+		const uint8_t *p = phys_ptr(pm, dep.pa[d], dep.len[d]);
+		if (!p || dep.len[d] > JM_BYTES - nb)
+			return; /* (every range read is in memory: p is never NULL) */
+		memcpy(e->bytes + nb, p, dep.len[d]);
+		e->dep_pa[d] = dep.pa[d];
+		e->dep_len[d] = (uint16_t)dep.len[d];
+		nb += dep.len[d];
+	}
+	e->ndep = dep.n;
+	e->k = *k;
+	e->ret = ret;
+	e->keep = keep;
+	e->keep_limit = keep_limit;
+	e->nrs = keep ? rs.n : 0;
+	for (int i = 0; i < e->nrs; i++) {
+		e->rs_pa[i] = rs.pa[i];
+		e->rs_len[i] = rs.len[i];
+	}
+	e->used = ++jm.tick;
+	e->valid = true;
+}
+
+/* The recorded writes of instructions [a, b) applied again, in order; with m and sh, each
+ * one is also checked against the walks of the memo and the bytes the shared verdict read. */
+static void wind_forward(struct physmem *pm, const struct trace *t, uint32_t a, uint32_t b, struct wmemo *m,
+			 struct shared *sh)
+{
+	for (uint32_t i = a; i < b; i++) {
+		const struct tr_insn *in = &t->insn[i];
+		for (uint32_t k = 0; k < in->mem_n; k++) {
+			const struct tr_mem *w = &t->mem[in->mem_first + k];
+			if (!w->write)
+				continue;
+			uint8_t *p = mem_at(pm, w->pa, w->size);
+			for (unsigned x = 0; p && x < w->size; x++)
+				p[x] = (uint8_t)(w->value >> (8 * x));
+			if (!m)
+				continue;
+			mwalk_written(m, w->pa);
+			if (sh->valid && rs_hit(&sh->rs, w->pa, w->size))
+				sh->valid = false;
+		}
+	}
+}
+
 void window_analyse(const struct trace *t, const struct image *img, unsigned vector, struct physmem *mem,
 		    struct wanalysis *out)
 {
@@ -1022,17 +1379,20 @@ void window_analyse(const struct trace *t, const struct image *img, unsigned vec
 		}
 	}
 	static struct wmemo memo;
-	mwalk_forget(&memo); /* memory is another run's */
+	mwalk_forget_all(&memo); /* memory is another run's */
+	jm_begin(img, mem, have_cs);
 	static struct shared sh;
 	sh.valid = false;
 	/* SHIMCHECK_NO_SHARE=1 judges every boundary on its own (tests compare the two). */
 	const char *ns = getenv("SHIMCHECK_NO_SHARE");
 	bool share = !out->safe_reasons && !(ns && *ns && strcmp(ns, "0") != 0);
 	h.m = &memo;
-	/* Wind memory back to before the first instruction; then forward, boundary by boundary. */
-	for (uint32_t i = t->n; i-- > 0;)
-		apply_writes(mem, t, i, false);
-	uint32_t applied = 0;
+	if (nw == 0)
+		return;
+	/* Wind memory back to the first boundary; then forward, boundary by boundary. Writes
+	 * before it are never undone: no boundary sees memory without them. */
+	uint32_t applied = w[0].first > 0 ? w[0].first - 1 : 0;
+	wind_back(mem, t, applied, t->n);
 	for (int x = 0; x < nw; x++) {
 		/* From the jump into the shim to the first instruction after the far jump. */
 		uint32_t from = w[x].first > 0 ? w[x].first - 1 : 0;
@@ -1040,25 +1400,16 @@ void window_analyse(const struct trace *t, const struct image *img, unsigned vec
 		if (to >= t->n)
 			to = t->n - 1;
 		for (uint32_t i = from; i <= to && out->n < WINDOW_MAX_BOUNDARIES; i++) {
-			for (; applied < i; applied++) {
-				apply_writes(mem, t, applied, true);
-				const struct tr_insn *in = &t->insn[applied];
-				for (uint32_t k = 0; k < in->mem_n; k++) {
-					const struct tr_mem *a = &t->mem[in->mem_first + k];
-					if (!a->write)
-						continue;
-					mwalk_written(&memo, a->pa);
-					if (sh.valid && rs_hit(&sh.rs, a->pa, a->size))
-						sh.valid = false;
-				}
-			}
+			wind_forward(mem, t, applied, i, &memo, &sh);
+			applied = i > applied ? i : applied;
 			struct wboundary *b = &out->b[out->n++];
 			b->insn = i;
 			b->window = x;
 			b->dir = w[x].dir;
 			b->ret = WRN_NONE;
 			const struct tr_insn *prev = i > 0 ? &t->insn[i - 1] : NULL;
-			bool inhibit = prev && (strncmp(prev->text, "mov ss", 6) == 0 || strncmp(prev->text, "pop ss", 6) == 0);
+			bool inhibit = prev && (prev->text[0] == 'm' || prev->text[0] == 'p') &&
+				       (strncmp(prev->text, "mov ss", 6) == 0 || strncmp(prev->text, "pop ss", 6) == 0);
 			if (inhibit) {
 				b->verdict = b->delivery = WV_INHIBITED;
 				snprintf(b->reason, sizeof b->reason, "delivery waits: the previous instruction loaded SS");
@@ -1067,59 +1418,55 @@ void window_analyse(const struct trace *t, const struct image *img, unsigned vec
 			const struct tr_cpu *c = &t->insn[i].cpu;
 			struct paging_regs r = regs_at(mem, c);
 			mwalk_regs(&memo, &r);
-			if (share && shared_fits(&sh, c, memo.gen)) {
+			if (share && shared_fits(&sh, c, memo.cur->gen)) {
 				b->verdict = b->delivery = WV_SAFE;
 				b->ret = sh.ret;
 				b->reason[0] = '\0';
 				continue;
 			}
-			rs = (struct readset){!out->safe_reasons, false, 0, {0}, {0}};
-			struct delivered dl;
-			b->verdict = b->delivery =
-				judge(&memo, mem, &r, img, c, vector, out->safe_reasons, b->reason, sizeof b->reason, &dl);
-			if (b->delivery == WV_SAFE) {
-				char back[200] = "the model cannot disassemble the handler (Capstone failed to open)";
-				b->ret = have_cs ? judge_return(mem, &r, img, c, &dl, &h, out->safe_reasons, back, sizeof back)
-						 : WRN_FAULTS;
-				if (b->ret == WRN_FAULTS) {
-					b->verdict = WV_UNSAFE;
-					snprintf(b->reason, sizeof b->reason, "delivered to the %s IDT's handler, but %s",
-						 dl.idt_world ? dl.idt_world : "an", back);
-				} else if (out->safe_reasons && back[0]) {
-					size_t k = strlen(b->reason);
-					snprintf(b->reason + k, sizeof b->reason - k, "%s", back);
-				}
-			}
-			rs.on = false;
-			/* Worth it only if the next boundary could take the verdict. */
+			/* Worth sharing only if the next boundary could take the verdict. */
 			const struct tr_cpu *nx = i + 1 <= to ? &t->insn[i + 1].cpu : NULL;
 			bool next_alike = nx && nx->idtr_base == c->idtr_base && nx->gdtr_base == c->gdtr_base &&
 					  nx->gpr[R_ESP] == c->gpr[R_ESP] && nx->cs == c->cs && nx->ss == c->ss &&
 					  nx->cr3 == c->cr3 && nx->cr0 == c->cr0 && nx->cr4 == c->cr4;
-			bool dep = h.value_dep, indep = h.indep; /* of the judgement above */
-			if (next_alike && !dep && indep && rs.n && !rs.over && have_cs && b->verdict == WV_SAFE) {
-				/* The handler forms nothing from the interrupted values, and its return
-				 * compares only values it carried unchanged: the verdict holds for any. */
-				shared_keep(&sh, c, memo.gen, b->ret, h.ret_limit);
-			} else if (next_alike && !dep && rs.n && !rs.over && have_cs && b->verdict == WV_SAFE) {
-				/* Judge the return again with what it must not depend on perturbed. */
-				uint32_t limit = h.ret_limit;
-				struct tr_cpu c2 = *c;
-				for (int g = 0; g < 8; g++)
-					if (g != R_ESP)
-						c2.gpr[g] ^= 0x5A5A5A5Au;
-				c2.eflags ^= FL_ARITH;
-				c2.eip_off++;
-				c2.eip++;
-				char back2[200];
-				if (judge_return(mem, &r, img, &c2, &dl, &h, false, back2, sizeof back2) == b->ret)
-					shared_keep(&sh, c, memo.gen, b->ret, limit);
+			struct jkey k;
+			const struct jentry *kept = NULL;
+			if (share) {
+				jkey_of(&k, c, &r, vector, next_alike);
+				kept = jm_find(&k, mem);
 			}
+			bool keep = false;
+			uint32_t keep_limit = 0;
+			if (kept) {
+				b->verdict = b->delivery = WV_SAFE;
+				b->ret = kept->ret;
+				b->reason[0] = '\0';
+				keep = kept->keep;
+				keep_limit = kept->keep_limit;
+				rs.n = kept->nrs;
+				rs.over = false;
+				memcpy(rs.pa, kept->rs_pa, (size_t)rs.n * sizeof rs.pa[0]);
+				memcpy(rs.len, kept->rs_len, (size_t)rs.n * sizeof rs.len[0]);
+			} else {
+				rs.on = !out->safe_reasons; /* not the arrays: n says how much of them holds */
+				rs.over = false;
+				rs.n = 0;
+				dep.on = share;
+				dep.over = false;
+				dep.n = 0;
+				dep_walked = 0;
+				judge_boundary(&memo, mem, &r, img, c, vector, out->safe_reasons, have_cs, &h, next_alike, b, &keep,
+					       &keep_limit);
+				rs.on = dep.on = false;
+				if (share && b->verdict == WV_SAFE)
+					jm_store(&k, mem, b->ret, keep, keep_limit);
+			}
+			if (keep)
+				shared_keep(&sh, c, memo.cur->gen, b->ret, keep_limit);
 			out->unsafe += b->verdict == WV_UNSAFE;
 			out->unsafe_delivery += b->delivery == WV_UNSAFE;
 			out->unsafe_return += b->delivery == WV_SAFE && b->verdict == WV_UNSAFE;
 		}
 	}
-	while (applied < t->n)
-		apply_writes(mem, t, applied++, true);
+	wind_forward(mem, t, applied, t->n, NULL, NULL);
 }

@@ -19,6 +19,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../model/mmu.h"
+#include "../shim/shim_abi.h"
 #include "mutate.h"
 #include "pipeline.h"
 #include "window.h"
@@ -275,11 +277,72 @@ static void hardened_value_dependent_handler(void **state)
 	pl_free(&P);
 }
 
+/* The verdicts of an analysis with sharing (and the judgement memo) and of one that judges
+ * every boundary alone must be the same, reasons included. */
+static void same_as_alone(struct physmem *mem, const char *what)
+{
+	static struct wanalysis alone;
+	A.safe_reasons = alone.safe_reasons = false;
+	window_analyse(&P.t, &P.img, 2, mem, &A);
+	assert_int_equal(setenv("SHIMCHECK_NO_SHARE", "1", 1), 0);
+	window_analyse(&P.t, &P.img, 2, mem, &alone);
+	assert_int_equal(unsetenv("SHIMCHECK_NO_SHARE"), 0);
+	assert_int_equal(A.n, alone.n);
+	for (int i = 0; i < A.n; i++)
+		if (A.b[i].verdict != alone.b[i].verdict || A.b[i].ret != alone.b[i].ret ||
+		    strcmp(A.b[i].reason, alone.b[i].reason) != 0)
+			fail_msg("%s: boundary #%u: shared %d/%d (%s), alone %d/%d (%s)", what, A.b[i].insn, A.b[i].verdict,
+				 A.b[i].ret, A.b[i].reason, alone.b[i].verdict, alone.b[i].ret, alone.b[i].reason);
+	printf("# %s: %d boundaries, %d unsafe, the same with and without sharing\n", what, A.n, A.unsafe);
+}
+
+/* A judgement kept from an earlier analysis is taken only while every byte it read is the
+ * same, paging entries included. Memory after the run is changed where the trace writes
+ * nothing (so the whole analysis sees the change): gate 2 of the shim's IDT made not
+ * present, then the host's PTE of the shim page made read-only (its pushes then fault under
+ * the host's CR3: CR0.WP is set). The same registers come back at every boundary; only the
+ * bytes say that the kept verdicts no longer hold. */
+static void kept_judgements_follow_the_bytes(void **state)
+{
+	(void)state;
+	pl_init(&P);
+	assert_int_equal(pl_load_code(&P, SHIMCHECK_SHIM_DIR "/hardened"), PL_OK);
+	assert_int_equal(pl_load_scenario(&P, SHIMCHECK_SOURCE_DIR "/scenarios/default.json"), PL_OK);
+	assert_int_equal(pl_run(&P), PL_OK); /* its analysis keeps the judgements */
+	struct physmem mem = engine_memory(P.eng);
+	same_as_alone(&mem, "as run");
+	assert_int_equal(A.unsafe, 0);
+
+	uint8_t *type = phys_ptr(&mem, P.img.shim_pa + SHIM_IDT_OFF + 8 * 2 + 5, 1);
+	assert_non_null(type);
+	assert_true(*type & 0x80);
+	*type &= 0x7F;
+	same_as_alone(&mem, "shim gate 2 not present");
+	assert_true(A.unsafe_delivery > 0);
+	*type |= 0x80;
+
+	struct walk w = paging_walk(&mem, &P.img.w[SP_HOST].regs, P.img.shim_lin, ACC_WRITE, 0);
+	assert_int_equal(w.status, WALK_OK);
+	assert_true(w.nlevels > 0);
+	uint8_t *pte = phys_ptr(&mem, w.level[w.nlevels - 1].entry_pa, 1);
+	assert_non_null(pte);
+	assert_true(*pte & PTE_W);
+	*pte &= (uint8_t)~PTE_W;
+	same_as_alone(&mem, "host PTE of the shim page read-only");
+	assert_true(A.unsafe_delivery > 0);
+	*pte |= PTE_W;
+
+	same_as_alone(&mem, "restored");
+	assert_int_equal(A.unsafe, 0);
+	pl_free(&P);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {cmocka_unit_test(literal_nmi_window), cmocka_unit_test(hardened_nmi_safe_everywhere),
 					   cmocka_unit_test(hardened_old_cs_return_faults),
 					   cmocka_unit_test(hardened_handler_clobbers), cmocka_unit_test(hardened_handler_must_note),
-					   cmocka_unit_test(hardened_value_dependent_handler)};
+					   cmocka_unit_test(hardened_value_dependent_handler),
+					   cmocka_unit_test(kept_judgements_follow_the_bytes)};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
