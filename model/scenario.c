@@ -55,6 +55,19 @@ static char *join(char *buf, size_t n, const char *a, const char *b)
 	return buf;
 }
 
+/* "a.b.c", for a failure's field. */
+static char *field2(char *buf, size_t n, const char *a, const char *b, const char *c)
+{
+	snprintf(buf, n, "%s.%s.%s", a, b, c);
+	return buf;
+}
+
+static char *touch_field(char *buf, size_t n, int i)
+{
+	snprintf(buf, n, "guest.touch[%d]", i);
+	return buf;
+}
+
 /* Reject keys of obj not in the NULL-terminated list. */
 static enum sc_reason only_keys(struct ctx *c, json_t *obj, const char *path, const char *const *keys)
 {
@@ -663,31 +676,34 @@ enum sc_reason scenario_validate(const struct scenario *sc, struct sc_error *err
 		if (w->state.ldtr != 0)
 			return fail(err, SC_RANGE, join(f, sizeof f, sp, "state.ldtr"),
 				    "LDTs are not modelled: ldtr must be 0");
+		/* Field names are written only for a failure: the fuzzer validates every scenario. */
 		for (int i = 0; i < nobj; i++) {
 			char g[64];
-			snprintf(g, sizeof g, "%s.layout.%s", sp, obj_names[i]);
 			if (w->lin[i] & (PGSIZE - 1))
-				return fail(err, SC_RANGE, g, "0x%08x is not page aligned", w->lin[i]);
+				return fail(err, SC_RANGE, field2(g, sizeof g, sp, "layout", obj_names[i]),
+					    "0x%08x is not page aligned", w->lin[i]);
 			if (w->lin[i] == sc->shim_lin)
-				return fail(err, SC_OVERLAP, g, "0x%08x is the shim page", w->lin[i]);
+				return fail(err, SC_OVERLAP, field2(g, sizeof g, sp, "layout", obj_names[i]),
+					    "0x%08x is the shim page", w->lin[i]);
 			for (int j = 0; j < i; j++)
 				if (w->lin[j] == w->lin[i])
-					return fail(err, SC_OVERLAP, g, "0x%08x is also %s.layout.%s", w->lin[i], sp,
-						    obj_names[j]);
+					return fail(err, SC_OVERLAP, field2(g, sizeof g, sp, "layout", obj_names[i]),
+						    "0x%08x is also %s.layout.%s", w->lin[i], sp, obj_names[j]);
 		}
 		uint16_t sels[3] = {w->sel_cs, w->sel_ds, w->sel_tss};
 		const char *seln[3] = {"cs", "ds", "tss"};
 		for (int i = 0; i < 3; i++) {
-			snprintf(f, sizeof f, "%s.selectors.%s", sp, seln[i]);
 			if (SEL_INDEX(sels[i]) == 0 || (sels[i] & (SEL_TI | 3)))
-				return fail(err, SC_RANGE, f, "0x%04x: must be a GDT selector (TI=0, RPL=0), not null",
-					    sels[i]);
+				return fail(err, SC_RANGE, field2(f, sizeof f, sp, "selectors", seln[i]),
+					    "0x%04x: must be a GDT selector (TI=0, RPL=0), not null", sels[i]);
 			if (sels[i] >= SHIM_SS_SEL)
-				return fail(err, SC_RANGE, f, "0x%04x: 0x%x and 0x%x are the shim's own selectors", sels[i],
-					    SHIM_SS_SEL, SHIM_CS_SEL);
+				return fail(err, SC_RANGE, field2(f, sizeof f, sp, "selectors", seln[i]),
+					    "0x%04x: 0x%x and 0x%x are the shim's own selectors", sels[i], SHIM_SS_SEL,
+					    SHIM_CS_SEL);
 			for (int j = 0; j < i; j++)
 				if (sels[j] == sels[i])
-					return fail(err, SC_OVERLAP, f, "0x%04x is also the %s selector", sels[i], seln[j]);
+					return fail(err, SC_OVERLAP, field2(f, sizeof f, sp, "selectors", seln[i]),
+						    "0x%04x is also the %s selector", sels[i], seln[j]);
 		}
 		for (int i = 0; i < w->nmaps; i++) {
 			const struct sc_map *m = &w->maps[i];
@@ -707,9 +723,9 @@ enum sc_reason scenario_validate(const struct scenario *sc, struct sc_error *err
 	if (sc->ntouch < 1 || sc->ntouch > SC_MAX_TOUCH)
 		return fail(err, SC_RANGE, "guest.touch", "1..%d addresses", SC_MAX_TOUCH);
 	for (int i = 0; i < sc->ntouch; i++) {
-		snprintf(f, sizeof f, "guest.touch[%d]", i);
 		if ((sc->touch[i] & 0xFFF) > 0xFFC)
-			return fail(err, SC_RANGE, f, "0x%08x: a dword read there would cross a page", sc->touch[i]);
+			return fail(err, SC_RANGE, touch_field(f, sizeof f, i), "0x%08x: a dword read there would cross a page",
+				    sc->touch[i]);
 		/* The guest reads only its own present memory. */
 		const struct sc_map *m = NULL;
 		if ((sc->touch[i] & ~(PGSIZE - 1)) == sc->shim_lin)
@@ -718,7 +734,8 @@ enum sc_reason scenario_validate(const struct scenario *sc, struct sc_error *err
 			if (covers(&sc->guest[j], large_size(sc, SP_MON), sc->touch[i]))
 				m = &sc->guest[j];
 		if (!m || (m->has_raw && !(m->raw & PTE_P)))
-			return fail(err, SC_RANGE, f, "0x%08x is not in a present guest mapping", sc->touch[i]);
+			return fail(err, SC_RANGE, touch_field(f, sizeof f, i), "0x%08x is not in a present guest mapping",
+				    sc->touch[i]);
 	}
 	/* The guest's mappings live in the monitor space next to the monitor's own. */
 	const struct sc_world *mw = &sc->w[SP_MON];
