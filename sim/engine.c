@@ -170,6 +170,11 @@ struct engine {
 	 * The CPU's own accessed/dirty updates bump nothing: the answer ignores those bits. */
 	uint32_t *pver;
 	uint32_t epoch;
+	/* image_pt_space by window page (space + 1, 0: none), set at load from the image's
+	 * lists; pts_pages remembers which to clear at the next load. */
+	uint8_t *pts;
+	uint32_t pts_pages[512];
+	uint32_t npts;
 	struct scan_cache_entry {
 		uint64_t table_pa;
 		uint32_t ver, epoch;
@@ -863,6 +868,13 @@ static bool attribute(struct engine *e, uint64_t pa, uint32_t *lin)
 
 static uint64_t read_le(const uint8_t *p, int size)
 {
+	switch (size) { /* the sizes the CPU uses, each one load */
+	case 1: return p[0];
+	case 2: return get2(p);
+	case 4: return get4(p);
+	case 8: return get8(p);
+	default: break;
+	}
 	uint64_t v = 0;
 	for (int i = size - 1; i >= 0; i--)
 		v = v << 8 | p[i];
@@ -1031,13 +1043,15 @@ static void watch_write(struct engine *e, uint64_t pa, int size, uint64_t value,
 	uint32_t k = t->n - 1;
 	const struct image *img = e->img;
 	struct tr_event *ev;
-	if (image_pt_space(img, pa) >= 0) {
+	uint64_t wpage = (pa - e->base) >> PGSHIFT; /* pa lies in the window (record_mem) */
+	int pt_space = e->pts[wpage] - 1;
+	if (pt_space >= 0) {
 		int nev = 0;
 		e->old_entry = 0;
 		for (int s = 0; s < 2; s++)
 			nev += pte_events(e, s, pa, size, value, old);
 		if (nev == 0 && (ev = trace_add_event(t, k, EV_PTE_WRITE))) {
-			ev->a = pa, ev->b = old, ev->c = value, ev->space = image_pt_space(img, pa), ev->size = (uint8_t)size;
+			ev->a = pa, ev->b = old, ev->c = value, ev->space = pt_space, ev->size = (uint8_t)size;
 		}
 	}
 	for (int s = 0; s < 2; s++) {
@@ -1334,6 +1348,7 @@ void engine_close(struct engine *e)
 	free(e->xbits);
 	free(e->struct_gen);
 	free(e->pver);
+	free(e->pts);
 	free(e);
 }
 
@@ -1448,6 +1463,7 @@ bool engine_load(struct engine *e, const struct image *img, char *err, size_t er
 		free(e->xbits);
 		free(e->struct_gen);
 		free(e->pver);
+		free(e->pts);
 		e->live = NULL;
 	}
 	bool fresh = !e->live;
@@ -1462,7 +1478,9 @@ bool engine_load(struct engine *e, const struct image *img, char *err, size_t er
 		e->xbits = calloc(1, (size_t)(e->size >> 3));
 		e->struct_gen = calloc((size_t)(e->size >> PGSHIFT), sizeof e->struct_gen[0]);
 		e->pver = calloc((size_t)(e->size >> PGSHIFT), sizeof e->pver[0]);
-		if (!e->live || !e->dirty || !e->dirty_list || !e->exec || !e->xbits || !e->struct_gen || !e->pver) {
+		e->pts = calloc((size_t)(e->size >> PGSHIFT), 1);
+		e->npts = 0;
+		if (!e->live || !e->dirty || !e->dirty_list || !e->exec || !e->xbits || !e->struct_gen || !e->pver || !e->pts) {
 			snprintf(err, errlen, "out of memory for the physical window");
 			return false;
 		}
@@ -1505,6 +1523,20 @@ bool engine_load(struct engine *e, const struct image *img, char *err, size_t er
 		if (e->dirty_list[k] >= hi)
 			load_page(e, img, e->dirty_list[k], used, drop_all);
 	e->used = used;
+	for (uint32_t k = 0; k < e->npts; k++)
+		e->pts[e->pts_pages[k]] = 0;
+	e->npts = 0;
+	for (int sp = 0; sp < 2; sp++)
+		for (int i = 0; i < img->w[sp].npt; i++) {
+			uint64_t pa = img->w[sp].pt_pages[i];
+			if (pa < e->base || pa >= e->base + e->size || e->npts == sizeof e->pts_pages / sizeof e->pts_pages[0])
+				continue;
+			uint32_t pg = (uint32_t)((pa - e->base) >> PGSHIFT);
+			if (!e->pts[pg]) { /* image_pt_space answers the first space that lists it */
+				e->pts[pg] = (uint8_t)(sp + 1);
+				e->pts_pages[e->npts++] = pg;
+			}
+		}
 	for (uint32_t k = 0; k < e->ndirty; k++)
 		e->dirty[e->dirty_list[k]] = 0;
 	e->ndirty = 0;

@@ -33,7 +33,7 @@ void trace_free(struct trace *t)
 }
 
 /* Grow *arr (of elem bytes) so that one more fits; false when out of memory. */
-static bool grow(void **arr, uint32_t *cap, uint32_t n, size_t elem)
+bool trace_grow(void **arr, uint32_t *cap, uint32_t n, size_t elem)
 {
 	if (n < *cap)
 		return true;
@@ -46,36 +46,9 @@ static bool grow(void **arr, uint32_t *cap, uint32_t n, size_t elem)
 	return true;
 }
 
-struct tr_insn *trace_add_insn(struct trace *t)
-{
-	if (!grow((void **)&t->insn, &t->cap, t->n, sizeof *t->insn))
-		return NULL;
-	struct tr_insn *i = &t->insn[t->n++];
-	/* The engine fills cpu, space, pa, len, bytes, op and text; clear only the rest. */
-	i->len = i->len_model = 0;
-	i->op = 0;
-	i->text[0] = '\0';
-	i->mem_first = t->nmem;
-	i->ev_first = t->nev;
-	i->mem_n = i->ev_n = 0;
-	return i;
-}
-
-struct tr_mem *trace_add_mem(struct trace *t)
-{
-	if (!grow((void **)&t->mem, &t->capmem, t->nmem, sizeof *t->mem))
-		return NULL;
-	struct tr_mem *m = &t->mem[t->nmem++];
-	memset(m, 0, sizeof *m);
-	if (t->n)
-		t->insn[t->n - 1].mem_n++;
-	m->insn = t->n ? t->n - 1 : 0;
-	return m;
-}
-
 struct tr_event *trace_add_event(struct trace *t, uint32_t insn, enum ev_kind k)
 {
-	if (!grow((void **)&t->ev, &t->capev, t->nev, sizeof *t->ev))
+	if (!trace_grow((void **)&t->ev, &t->capev, t->nev, sizeof *t->ev))
 		return NULL;
 	struct tr_event *e = &t->ev[t->nev++];
 	memset(e, 0, sizeof *e);

@@ -121,8 +121,36 @@ void trace_init(struct trace *t);
 void trace_reset(struct trace *t);
 void trace_free(struct trace *t);
 /* Append; return NULL only when memory runs out. */
-struct tr_insn *trace_add_insn(struct trace *t);
-struct tr_mem *trace_add_mem(struct trace *t);
+bool trace_grow(void **arr, uint32_t *cap, uint32_t n, size_t elem);
+
+static inline struct tr_insn *trace_add_insn(struct trace *t)
+{
+	if (t->n >= t->cap && !trace_grow((void **)&t->insn, &t->cap, t->n, sizeof *t->insn))
+		return NULL;
+	struct tr_insn *i = &t->insn[t->n++];
+	/* The engine fills cpu, space, pa, len, bytes, op and text; clear only the rest. */
+	i->len = i->len_model = 0;
+	i->op = 0;
+	i->text[0] = '\0';
+	i->mem_first = t->nmem;
+	i->ev_first = t->nev;
+	i->mem_n = i->ev_n = 0;
+	return i;
+}
+
+/* Every field of the record is the caller's to fill but insn (and the count on it). */
+static inline struct tr_mem *trace_add_mem(struct trace *t)
+{
+	if (t->nmem >= t->capmem && !trace_grow((void **)&t->mem, &t->capmem, t->nmem, sizeof *t->mem))
+		return NULL;
+	struct tr_mem *m = &t->mem[t->nmem++];
+	*m = (struct tr_mem){0};
+	if (t->n)
+		t->insn[t->n - 1].mem_n++;
+	m->insn = t->n ? t->n - 1 : 0;
+	return m;
+}
+
 struct tr_event *trace_add_event(struct trace *t, uint32_t insn, enum ev_kind k);
 const char *tr_end_name(enum tr_end e);
 
