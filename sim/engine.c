@@ -376,11 +376,20 @@ static void walk_cache_flush(struct engine *e)
 /* The physical address lin translates to for an access of kind acc (read or fetch), or
  * UINT64_MAX when the walk does not succeed: paging_walk through the cache, which keeps only
  * the page-granular answer. */
-static uint64_t cached_pa(struct engine *e, uint32_t lin, enum access acc)
+static uint64_t cached_pa_miss(struct engine *e, struct walk_cache_entry *c, uint32_t lin, enum access acc);
+
+static inline uint64_t cached_pa(struct engine *e, uint32_t lin, enum access acc)
 {
 	struct walk_cache_entry *c = &e->wc[acc == ACC_FETCH][(lin >> PGSHIFT) % WALK_CACHE];
 	if (c->gen == e->wgen && c->lin_page == (lin & PGMASK) && c->cr3 == e->regs.cr3)
 		return c->status == WALK_OK ? c->pa_page | (lin & 0xFFF) : UINT64_MAX;
+	return cached_pa_miss(e, c, lin, acc);
+}
+
+/* The walk, out of line: the hit above is every access's, the walk a few per run. */
+static __attribute__((noinline)) uint64_t cached_pa_miss(struct engine *e, struct walk_cache_entry *c, uint32_t lin,
+							 enum access acc)
+{
 	struct walk w = paging_walk(&e->pm, &e->regs, lin, acc, 0);
 	for (int i = 0; i < w.nlevels; i++) {
 		uint64_t pa = w.level[i].entry_pa;
@@ -601,6 +610,15 @@ static uint32_t operand_lin(const struct engine *e, const struct decoded *d, con
 
 /* ---- hooks --------------------------------------------------------------------------------- */
 
+/* phys_ptr over the engine's own memory, inline: every instruction and access asks it. The
+ * same subtractions (a pa near 2^64 cannot wrap past the check). */
+static inline const uint8_t *live_ptr(const struct engine *e, uint64_t pa, uint64_t len)
+{
+	if (pa < e->base || len > e->size || pa - e->base > e->size - len)
+		return NULL;
+	return e->live + (pa - e->base);
+}
+
 static uint64_t fetch_pa(struct engine *e, uint32_t lin)
 {
 	return cached_pa(e, lin, ACC_FETCH);
@@ -612,7 +630,7 @@ static void fetch_bytes(struct engine *e, uint32_t lin, uint8_t len, uint8_t *ou
 {
 	uint32_t first = PGSIZE - (lin & 0xFFF);
 	const uint8_t *p0;
-	if (len <= first && first_pa != UINT64_MAX && (p0 = phys_ptr(&e->pm, first_pa, len))) {
+	if (len <= first && first_pa != UINT64_MAX && (p0 = live_ptr(e, first_pa, len))) {
 		memcpy(out, p0, len); /* one page, already walked: the common case */
 		return;
 	}
@@ -780,7 +798,8 @@ static void hook_code(uc_engine *uc, uint64_t address, uint32_t size, void *ud)
 		if (e->check_reads && !check_read(e, address))
 			return;
 	}
-	finish_prev(e);
+	if (e->prev && e->prev->finish)
+		finish_prev(e);
 	struct trace *t = e->t;
 	struct tr_insn *in = trace_add_insn(t);
 	if (!in) {
@@ -1118,7 +1137,7 @@ static void record_mem(struct engine *e, uc_mem_type type, uint64_t address, int
 	m->size = (uint8_t)size;
 	m->pa = address;
 	m->value = m->write ? (uint64_t)value & (size == 8 ? UINT64_MAX : ((1ull << (8 * size)) - 1)) : 0;
-	const uint8_t *p = phys_ptr(&e->pm, address, (uint64_t)size);
+	const uint8_t *p = live_ptr(e, address, (uint64_t)size);
 	if (p) {
 		if (m->write)
 			m->old = read_le(p, size);
