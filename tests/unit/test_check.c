@@ -1809,6 +1809,61 @@ static void rule_ids_and_whys_are_non_empty_and_unique(void **state)
 	assert_string_equal(rule_why(R_N), "?");
 }
 
+/* More violations than MAX_VIOLATIONS slots: which are kept depends on the order they are
+ * found, and check_all keeps what running the checkers one after another keeps (TLB before
+ * FAULT: sim/check.c's enum chk), sorted by instruction. Here the reads that break INVLPG come
+ * after the faults in the trace, so a single pass in trace order would keep other ones. */
+static void check_all_keeps_what_the_checkers_in_order_keep_when_slots_run_out(void **state)
+{
+	struct fx *f = *state;
+	enum { NF = 200, NR = 200 };
+	tlb_begin(f);
+	for (int i = 0; i < NF; i++) {
+		I(&f->b, 0xE0000100u + 4 * f->t.n, "ud2");
+		E(&f->b, EV_FAULT, T_UD, 0, 0);
+	}
+	for (int i = 0; i < NR; i++) { /* each a PTE write, then a read through it */
+		tlb_write(f, G_OLD, G_NEW, G_LIN + (uint32_t)i * PGSIZE, PGSIZE);
+		tlb_read(f, G_LIN + (uint32_t)i * PGSIZE);
+	}
+	f->t.end = END_FAULT;
+
+	/* What the checkers keep one after another, stably sorted by instruction. */
+	static struct verdict want;
+	memset(&want, 0, sizeof want);
+	check_tlb(&f->t, &f->img, &want);
+	check_faults(&f->t, &f->img, &want);
+	check_reach(&f->t, &f->img, &want);
+	check_tss_busy(&f->t, &f->img, &want);
+	check_window(&f->t, &f->img, &want);
+	check_order(&f->t, &f->img, &f->code, &want);
+	check_arrival(&f->t, &f->img, &want);
+	check_restore(&f->t, &f->img, &want);
+	check_end(&f->t, &f->img, &want);
+	assert_true(want.n > MAX_VIOLATIONS);
+	for (int i = 1; i < MAX_VIOLATIONS; i++)
+		for (int j = i; j > 0 && want.v[j - 1].insn > want.v[j].insn; j--) {
+			struct violation x = want.v[j];
+			want.v[j] = want.v[j - 1];
+			want.v[j - 1] = x;
+		}
+
+	clear_verdict(f);
+	run_all(f);
+	assert_int_equal(f->v.n, want.n);
+	for (int r = 0; r < R_N; r++)
+		assert_int_equal(f->v.counts[r], want.counts[r]);
+	int kept_reads = 0;
+	for (int i = 0; i < MAX_VIOLATIONS; i++) {
+		assert_int_equal(f->v.v[i].rule, want.v[i].rule);
+		assert_int_equal(f->v.v[i].insn, want.v[i].insn);
+		assert_string_equal(f->v.v[i].msg, want.v[i].msg);
+		kept_reads += f->v.v[i].rule == R_INVLPG;
+	}
+	/* The reads came first in checker order: all of them were kept, though they come last. */
+	assert_int_equal(kept_reads, NR);
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 
 /* A declared group (e.g. [["busy_clear", "ltr"]]) accepts its events in either order; the
@@ -1850,6 +1905,7 @@ int main(void)
 		T(order_busy_clear_of_wrong_world_then_gp_never_happens),
 		T(order_declared_lss_is_checked_undeclared_lss_ignored),
 		T(invlpg_read_after_pte_write_without_invlpg_fires),
+		T(check_all_keeps_what_the_checkers_in_order_keep_when_slots_run_out),
 		T(invlpg_fetch_after_pte_write_without_invlpg_fires),
 		T(invlpg_write_after_pte_write_without_invlpg_fires_once),
 		T(invlpg_between_write_and_use_holds),
