@@ -1345,6 +1345,22 @@ bool engine_bare_pages(struct engine *e, const uint64_t *pa, uint32_t n)
 	return true;
 }
 
+/* The physical window and everything kept per page of it. */
+static void free_window(struct engine *e)
+{
+	free(e->live);
+	free(e->dirty);
+	free(e->dirty_list);
+	free(e->exec);
+	free(e->xbits);
+	free(e->struct_gen);
+	free(e->pver);
+	free(e->pts);
+	e->live = NULL;
+	e->dirty = e->exec = e->xbits = e->pts = NULL;
+	e->dirty_list = e->struct_gen = e->pver = NULL;
+}
+
 void engine_close(struct engine *e)
 {
 	if (!e)
@@ -1360,14 +1376,7 @@ void engine_close(struct engine *e)
 	uc_context_free(e->clean);
 	uc_context_free(e->pristine);
 	uc_close(e->uc);
-	free(e->live);
-	free(e->dirty);
-	free(e->dirty_list);
-	free(e->exec);
-	free(e->xbits);
-	free(e->struct_gen);
-	free(e->pver);
-	free(e->pts);
+	free_window(e);
 	free(e);
 }
 
@@ -1475,15 +1484,7 @@ bool engine_load(struct engine *e, const struct image *img, char *err, size_t er
 	e->epoch++; /* every cached page-table scan was of other memory */
 	if (e->live && (e->base != img->pm.base || e->size != img->pm.size)) {
 		uc_mem_unmap(e->uc, e->base, e->size);
-		free(e->live);
-		free(e->dirty);
-		free(e->dirty_list);
-		free(e->exec);
-		free(e->xbits);
-		free(e->struct_gen);
-		free(e->pver);
-		free(e->pts);
-		e->live = NULL;
+		free_window(e);
 	}
 	bool fresh = !e->live;
 	if (fresh) {
