@@ -3,6 +3,7 @@
  */
 #include "mutate.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -12,6 +13,16 @@
 
 static const char *const names[CB_N] = {"host", "monitor", "shim"};
 const char *code_bin_name(enum code_bin_id b) { return b < CB_N ? names[b] : "?"; }
+
+bool code_bin_id(const char *s, enum code_bin_id *out)
+{
+	for (int b = 0; b < CB_N; b++)
+		if (s && strcmp(s, names[b]) == 0) {
+			*out = (enum code_bin_id)b;
+			return true;
+		}
+	return false;
+}
 
 /* A jump or call with an immediate target is EIP-relative: moving it moves its target. */
 static bool is_branch(const cs_insn *in)
@@ -151,5 +162,60 @@ bool mutate_move_before(struct shim_code *c, const struct insn_ref *r, const str
 		return false;
 	uint8_t *base = c->bin[r->bin].bytes;
 	rotate(base + before->off, base + r->off, base + r->off + r->len);
+	return true;
+}
+
+/* Hex pairs (spaces between them allowed) into out; the count, 0 when s is not that. */
+static size_t hex_bytes(const char *s, uint8_t *out, size_t max)
+{
+	size_t n = 0;
+	while (s && *s && n < max) {
+		unsigned v;
+		if (*s == ' ') {
+			s++;
+			continue;
+		}
+		if (sscanf(s, "%2x", &v) != 1)
+			return 0;
+		out[n++] = (uint8_t)v;
+		s += 2;
+	}
+	return s && *s ? 0 : n;
+}
+
+bool mutate_apply(struct shim_code *c, const struct mutate_edit *ed, struct insn_ref *done, char *err, size_t n)
+{
+	struct insn_ref r, r2;
+	if (!ed->find || !ed->op) {
+		snprintf(err, n, "an edit without find or op");
+		return false;
+	}
+	if (!mutate_find(c, ed->bin, ed->from, ed->find, ed->nth > 0 ? ed->nth : 1, &r)) {
+		snprintf(err, n, "no `%s` at or after %s in %s", ed->find, ed->from ? ed->from : "the start",
+			 code_bin_name(ed->bin));
+		return false;
+	}
+	bool ok = false;
+	if (strcmp(ed->op, "nop") == 0) {
+		ok = mutate_nop(c, &r);
+	} else if (strcmp(ed->op, "replace") == 0) {
+		uint8_t bytes[16];
+		size_t k = hex_bytes(ed->bytes, bytes, sizeof bytes);
+		ok = k > 0 && mutate_replace(c, &r, bytes, k);
+	} else if (strcmp(ed->op, "swap_next") == 0) {
+		static struct insn_ref list[1024];
+		int k = mutate_list(c, ed->bin, list, 1024);
+		for (int i = 0; i + 1 < k; i++)
+			if (list[i].off == r.off)
+				ok = mutate_swap_next(c, &list[i], &list[i + 1]);
+	} else if (strcmp(ed->op, "move_before") == 0) {
+		ok = ed->before && mutate_find(c, ed->bin, ed->from, ed->before, 1, &r2) && mutate_move_before(c, &r, &r2);
+	}
+	if (!ok) {
+		snprintf(err, n, "edit %s on `%s` does not apply", ed->op, r.text);
+		return false;
+	}
+	if (done)
+		*done = r;
 	return true;
 }

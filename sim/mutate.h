@@ -43,5 +43,21 @@ bool mutate_swap_next(struct shim_code *c, const struct insn_ref *r, const struc
 bool mutate_move_before(struct shim_code *c, const struct insn_ref *r, const struct insn_ref *before);
 
 const char *code_bin_name(enum code_bin_id b);
+/* The binary named s ("host", "monitor", "shim"); false when there is none. */
+bool code_bin_id(const char *s, enum code_bin_id *out);
+
+/* One edit of the mutant catalogue (tests/mutants/catalogue.json), its fields as strings:
+ * the nth (>= 1) instruction starting with `find` at or after `from` in `bin`, and op "nop",
+ * "replace" (bytes: hex pairs, spaces allowed), "swap_next" or "move_before" (before: the
+ * instruction to move it ahead of). */
+struct mutate_edit {
+	enum code_bin_id bin;
+	const char *from, *find, *op, *bytes, *before;
+	int nth;
+};
+
+/* Apply ed to c. false + err (one line) when it finds nothing or does not apply; *done names
+ * the instruction it edited. */
+bool mutate_apply(struct shim_code *c, const struct mutate_edit *ed, struct insn_ref *done, char *err, size_t n);
 
 #endif

@@ -17,63 +17,22 @@
 #include "mutate.h"
 #include "pipeline.h"
 
-static enum code_bin_id bin_id(const char *s)
-{
-	for (int b = 0; b < CB_N; b++)
-		if (strcmp(s, code_bin_name((enum code_bin_id)b)) == 0)
-			return (enum code_bin_id)b;
-	fail_msg("unknown binary %s", s);
-	return CB_HOST;
-}
-
-static size_t hex_bytes(const char *s, uint8_t *out, size_t max)
-{
-	size_t n = 0;
-	while (*s && n < max) {
-		if (*s == ' ') {
-			s++;
-			continue;
-		}
-		unsigned v;
-		assert_int_equal(sscanf(s, "%2x", &v), 1);
-		out[n++] = (uint8_t)v;
-		s += 2;
-	}
-	return n;
-}
-
+/* One edit of the catalogue, through the applier `shimcheck boot --mutants` uses too. */
 static void apply(struct shim_code *c, json_t *e, const char *name)
 {
-	enum code_bin_id b = bin_id(json_string_value(json_object_get(e, "binary")));
-	const char *from = json_string_value(json_object_get(e, "from"));
-	const char *find = json_string_value(json_object_get(e, "find"));
-	const char *op = json_string_value(json_object_get(e, "op"));
 	json_t *nth = json_object_get(e, "nth");
-	struct insn_ref r, r2;
-	if (!mutate_find(c, b, from, find, nth ? (int)json_integer_value(nth) : 1, &r))
-		fail_msg("%s: no `%s` at or after %s in %s", name, find, from, code_bin_name(b));
-	bool ok = false;
-	if (strcmp(op, "nop") == 0) {
-		ok = mutate_nop(c, &r);
-	} else if (strcmp(op, "replace") == 0) {
-		uint8_t bytes[16];
-		size_t n = hex_bytes(json_string_value(json_object_get(e, "bytes")), bytes, sizeof bytes);
-		ok = mutate_replace(c, &r, bytes, n);
-	} else if (strcmp(op, "swap_next") == 0) {
-		static struct insn_ref list[1024];
-		int n = mutate_list(c, b, list, 1024);
-		for (int i = 0; i + 1 < n; i++)
-			if (list[i].off == r.off)
-				ok = mutate_swap_next(c, &list[i], &list[i + 1]);
-	} else if (strcmp(op, "move_before") == 0) {
-		const char *before = json_string_value(json_object_get(e, "before"));
-		if (!mutate_find(c, b, from, before, 1, &r2))
-			fail_msg("%s: no `%s` for move_before", name, before);
-		ok = mutate_move_before(c, &r, &r2);
-	}
-	if (!ok)
-		fail_msg("%s: edit %s on `%s` does not apply", name, op, r.text);
-	print_message("  %s: %s `%s` at %s+0x%x\n", name, op, r.text, code_bin_name(b), r.off);
+	struct mutate_edit ed = {CB_HOST, json_string_value(json_object_get(e, "from")),
+				 json_string_value(json_object_get(e, "find")), json_string_value(json_object_get(e, "op")),
+				 json_string_value(json_object_get(e, "bytes")), json_string_value(json_object_get(e, "before")),
+				 nth ? (int)json_integer_value(nth) : 1};
+	const char *bin = json_string_value(json_object_get(e, "binary"));
+	if (!code_bin_id(bin, &ed.bin))
+		fail_msg("%s: unknown binary %s", name, bin ? bin : "(none)");
+	struct insn_ref r;
+	char err[256];
+	if (!mutate_apply(c, &ed, &r, err, sizeof err))
+		fail_msg("%s: %s", name, err);
+	print_message("  %s: %s `%s` at %s+0x%x\n", name, ed.op, r.text, code_bin_name(ed.bin), r.off);
 }
 
 static void every_mutant_is_caught_by_its_rule(void **state)

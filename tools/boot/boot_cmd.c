@@ -306,66 +306,24 @@ static int report_one(const struct boot_opts *bo, const struct engine_info *ei, 
 
 /* ---- mutants ------------------------------------------------------------------------------------ */
 
-static bool bin_id(const char *s, enum code_bin_id *out)
-{
-	for (int b = 0; b < CB_N; b++)
-		if (s && strcmp(s, code_bin_name((enum code_bin_id)b)) == 0) {
-			*out = (enum code_bin_id)b;
-			return true;
-		}
-	return false;
-}
-
-/* One edit of the catalogue (see tests/mutants/test_mutants.c, which applies them the same way). */
+/* One edit of the catalogue (tests/mutants/test_mutants.c applies them the same way). */
 static bool apply_edit(struct shim_code *c, json_t *e, const char *name)
 {
-	enum code_bin_id b;
-	const char *from = json_string_value(json_object_get(e, "from"));
-	const char *find = json_string_value(json_object_get(e, "find"));
-	const char *op = json_string_value(json_object_get(e, "op"));
 	json_t *nth = json_object_get(e, "nth");
-	struct insn_ref r, r2;
-	if (!bin_id(json_string_value(json_object_get(e, "binary")), &b) || !find || !op) {
+	struct mutate_edit ed = {CB_HOST, json_string_value(json_object_get(e, "from")),
+				 json_string_value(json_object_get(e, "find")), json_string_value(json_object_get(e, "op")),
+				 json_string_value(json_object_get(e, "bytes")), json_string_value(json_object_get(e, "before")),
+				 nth ? (int)json_integer_value(nth) : 1};
+	char err[256];
+	if (!code_bin_id(json_string_value(json_object_get(e, "binary")), &ed.bin)) {
 		fprintf(stderr, "shimcheck boot: mutant %s: an edit without binary, find or op\n", name);
 		return false;
 	}
-	if (!mutate_find(c, b, from, find, nth ? (int)json_integer_value(nth) : 1, &r)) {
-		fprintf(stderr, "shimcheck boot: mutant %s: no `%s` at or after %s in %s\n", name, find, from ? from : "the start",
-			code_bin_name(b));
+	if (!mutate_apply(c, &ed, NULL, err, sizeof err)) {
+		fprintf(stderr, "shimcheck boot: mutant %s: %s\n", name, err);
 		return false;
 	}
-	bool ok = false;
-	if (strcmp(op, "nop") == 0) {
-		ok = mutate_nop(c, &r);
-	} else if (strcmp(op, "replace") == 0) {
-		uint8_t bytes[16];
-		size_t n = 0;
-		const char *s = json_string_value(json_object_get(e, "bytes"));
-		while (s && *s && n < sizeof bytes) {
-			unsigned v;
-			if (*s == ' ') {
-				s++;
-				continue;
-			}
-			if (sscanf(s, "%2x", &v) != 1)
-				break;
-			bytes[n++] = (uint8_t)v;
-			s += 2;
-		}
-		ok = n > 0 && mutate_replace(c, &r, bytes, n);
-	} else if (strcmp(op, "swap_next") == 0) {
-		static struct insn_ref list[1024];
-		int n = mutate_list(c, b, list, 1024);
-		for (int i = 0; i + 1 < n; i++)
-			if (list[i].off == r.off)
-				ok = mutate_swap_next(c, &list[i], &list[i + 1]);
-	} else if (strcmp(op, "move_before") == 0) {
-		const char *before = json_string_value(json_object_get(e, "before"));
-		ok = before && mutate_find(c, b, from, before, 1, &r2) && mutate_move_before(c, &r, &r2);
-	}
-	if (!ok)
-		fprintf(stderr, "shimcheck boot: mutant %s: edit %s on `%s` does not apply\n", name, op, r.text);
-	return ok;
+	return true;
 }
 
 /* The mutated code as a code directory: the original's files, the edited binaries. */
