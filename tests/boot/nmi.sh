@@ -8,21 +8,9 @@
 # with it must match the extended regular expression PATTERN (from the model column on), and
 # there must be at least one. 77 from the command is passed through (QEMU or gdb missing).
 set -u
-exp=
-while [ $# -gt 0 ] && [ "$1" != "--" ]; do
-	exp="$exp$1
-"
-	shift
-done
-[ $# -gt 1 ] || { echo "usage: nmi.sh 'AFTER PATTERN'... -- COMMAND..." >&2; exit 2; }
-shift
-out=$("$@" 2>&1)
-rc=$?
-printf '%s\n' "$out"
-[ $rc -eq 77 ] && exit 77
-[ $rc -eq 0 ] || { echo "nmi.sh: exit status $rc, wanted 0 (every tested boundary agrees)" >&2; exit 1; }
-printf '%s\n' "$out" | grep -Eq '^[0-9]+ boundaries tested on qemu, [0-9]+ agree with the prediction, 0 do not' ||
-	{ echo "nmi.sh: no summary line with 0 disagreements" >&2; exit 1; }
+me=nmi.sh
+usage="nmi.sh 'AFTER PATTERN'... -- COMMAND..."
+. "$(dirname "$0")/boundaries.sh"
 printf '%s' "$exp" | while read -r after pattern; do
 	[ -n "$after" ] || continue
 	rows=$(printf '%s\n' "$out" | awk -v a="$after" '$1 ~ /^[0-9]+$/ && $5 == a')
