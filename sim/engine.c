@@ -351,19 +351,6 @@ static int space_of(const struct image *img, uint32_t cr3)
 	return -1;
 }
 
-/* Hidden base of a segment just loaded with sel: read its descriptor as the CPU did. */
-static uint32_t seg_base_of(struct engine *e, uint16_t sel)
-{
-	if (SEL_INDEX(sel) == 0 || (sel & SEL_TI))
-		return 0;
-	uint32_t lin = e->cur.gdtr_base + SEL_INDEX(sel);
-	struct walk w = paging_walk(&e->pm, &e->regs, lin, ACC_READ, 0);
-	uint64_t raw;
-	if (w.status != WALK_OK || (lin & 0xFFF) > 0xFF8 || !phys_read8(&e->pm, w.pa, &raw))
-		return 0;
-	return desc_raw_base(raw);
-}
-
 static void walk_cache_flush(struct engine *e)
 {
 	if (++e->wgen == 0) { /* wrapped: clear for real */
@@ -405,6 +392,19 @@ static __attribute__((noinline)) uint64_t cached_pa_miss(struct engine *e, struc
 	c->status = w.status;
 	c->pa_page = w.status == WALK_OK ? (w.pa & ~(uint64_t)0xFFF) : 0;
 	return w.status == WALK_OK ? w.pa : UINT64_MAX;
+}
+
+/* Hidden base of a segment just loaded with sel: read its descriptor as the CPU did (the
+ * walk through the cache, as the accesses' attribution does). */
+static uint32_t seg_base_of(struct engine *e, uint16_t sel)
+{
+	if (SEL_INDEX(sel) == 0 || (sel & SEL_TI))
+		return 0;
+	uint32_t lin = e->cur.gdtr_base + SEL_INDEX(sel);
+	uint64_t pa = cached_pa(e, lin, ACC_READ), raw;
+	if (pa == UINT64_MAX || (lin & 0xFFF) > 0xFF8 || !phys_read8(&e->pm, pa, &raw))
+		return 0;
+	return desc_raw_base(raw);
 }
 
 static void sync_paging(struct engine *e, bool reload_pdptes)
