@@ -6,6 +6,7 @@
 #include <setjmp.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <cmocka.h>
 
 #include "desc.h"
@@ -14,27 +15,7 @@
 #define SEED 0x5EED0D35C0FFEEull
 #define ROUNDS 10000
 
-static uint64_t rng_state;
-
-/* xorshift64 (Marsaglia): fixed seed so a failure replays exactly. */
-static uint64_t rnd(void)
-{
-	uint64_t x = rng_state;
-
-	x ^= x << 13;
-	x ^= x >> 7;
-	x ^= x << 17;
-	rng_state = x;
-	return x;
-}
-
-static int seed_rng(void **state)
-{
-	(void)state;
-	rng_state = SEED;
-	printf("# xorshift64 seed 0x%llx\n", (unsigned long long)SEED);
-	return 0;
-}
+#include "seeded.h"
 
 static void assert_desc_equal(const struct seg_desc *a, const struct seg_desc *b)
 {
