@@ -4,8 +4,10 @@
  * Unicorn walks the modelled page tables itself (UC_TLB_CPU mode, physical memory = the
  * image's window mapped with uc_mem_map_ptr); model/paging.c walks them too, and the two
  * are compared on every memory access (see attribute()). Unicorn has no hooks for LGDT,
- * LTR or CR writes, so each instruction is decoded with Capstone (cached by physical
- * address and bytes) and its effect is read from the registers before the next one.
+ * LTR or CR writes, so each instruction is decoded with Capstone (cached by its bytes, with
+ * a memo per address in front) and its effect is read from the registers before the next
+ * one. A run with the engine's hooks is what the benchmark compares with engine_open_bare's
+ * runs, which have none (docs/performance.md).
  *
  * Facts this file relies on (shared/reference/unicorn-notes.md, re-checked by tests):
  * memory hooks report physical addresses and fire before the store; uc_context_restore
