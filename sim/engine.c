@@ -94,7 +94,7 @@ struct decoded {
 	uint8_t nread;             /* writes as Unicorn register ids (filled once, see read_ids) */
 	int8_t read_slot[9];       /* 0..7 GPR, 8 EFLAGS */
 	int read_id[9];
-	bool finish;               /* finish_prev has something to do after it (see needs_finish) */
+	bool finish;               /* finish_prev has something to do after it (set in decode) */
 };
 
 struct engine {
@@ -151,9 +151,9 @@ struct engine {
 	struct walk_cache_entry wc[2][WALK_CACHE];
 	uint32_t wgen;
 	uint32_t *struct_gen;      /* per window page: the generation in which a walk read it */
-	/* paging_reverse answers, valid for one generation: it moves on when a run writes a
-	 * directory page one of them scanned (after that write's own events), and at every
-	 * reset of memory. The shim writes the same few entries again and again. */
+	/* paging_reverse answers, valid while the directory pages each one scanned keep their
+	 * versions (pver, below) and for one image (epoch). The shim writes the same few
+	 * entries again and again. */
 	struct rev_cache_entry {
 		bool valid;
 		uint32_t cr3, epoch;
@@ -661,17 +661,14 @@ static void stop(struct engine *e, enum tr_end why, const char *detail)
 	uc_emu_stop(e->uc);
 }
 
-/* Events of the previous instruction, now that its effects are visible in e->cur. */
-static void finish_prev(struct engine *e)
+/* Events of the previous instruction, now that its effects are visible in e->cur (only for
+ * the instructions that raise any: finish_prev). */
+static void finish_events(struct engine *e)
 {
 	struct trace *t = e->t;
-	if (!e->prev || t->n == 0)
-		return;
 	uint32_t k = t->n - 1;
 	const struct tr_cpu *p = &t->insn[k].cpu, *c = &e->cur;
 	const struct decoded *d = e->prev;
-	if (!d->finish)
-		return;
 	struct tr_event *ev;
 	switch (d->id) {
 	case X86_INS_LGDT:
@@ -725,6 +722,12 @@ static void finish_prev(struct engine *e)
 	}
 	if (d->reread & RR_SEG) /* only these change a selector (e->cur keeps the others) */
 		sync_segs(e, d->id == X86_INS_LJMP);
+}
+
+static inline void finish_prev(struct engine *e)
+{
+	if (e->prev && e->prev->finish && e->t->n)
+		finish_events(e);
 }
 
 /* SHIMCHECK_CHECK_READS: the partial read-back must equal a full one. A difference is the
@@ -800,8 +803,7 @@ static void hook_code(uc_engine *uc, uint64_t address, uint32_t size, void *ud)
 		if (e->check_reads && !check_read(e, address))
 			return;
 	}
-	if (e->prev && e->prev->finish)
-		finish_prev(e);
+	finish_prev(e);
 	struct trace *t = e->t;
 	struct tr_insn *in = trace_add_insn(t);
 	if (!in) {
