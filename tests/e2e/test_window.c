@@ -101,13 +101,27 @@ static void hardened_nmi_safe_everywhere(void **state)
 	pl_free(&P);
 }
 
+/* A fresh pipeline with hardened loaded, and *mut a copy of its code to edit. */
+static void hardened_copy(struct shim_code *mut)
+{
+	pl_init(&P);
+	assert_int_equal(pl_load_code(&P, SHIMCHECK_SHIM_DIR "/hardened"), PL_OK);
+	assert_true(code_dup(mut, &P.code));
+}
+
+/* The edited code in place of hardened's, on the default scenario. */
+static void use_edited(struct shim_code *mut)
+{
+	pl_use_code(&P, mut);
+	assert_int_equal(pl_load_scenario(&P, SHIMCHECK_SOURCE_DIR "/scenarios/default.json"), PL_OK);
+}
+
 /* hardened with the RETF to SHIM_CS_SEL made a NOP in both halves: the source's CS stays
  * loaded through the switch, as in the shim QEMU caught. Its pushes stay on the source's
  * stack, which the shim's LSS leaves behind; the run itself still passes every other rule. */
 static void old_cs_code(struct shim_code *mut)
 {
 	static const char *const half[] = {"__host2monitor", "__monitor2host"};
-	assert_true(code_dup(mut, &P.code));
 	for (int k = 0; k < 2; k++) {
 		struct insn_ref r;
 		assert_true(mutate_find(mut, CB_SHIM, half[k], "retf", 1, &r));
@@ -126,12 +140,10 @@ static int first_at(uint32_t eip, int upto)
 static void hardened_old_cs_return_faults(void **state)
 {
 	(void)state;
-	pl_init(&P);
-	assert_int_equal(pl_load_code(&P, SHIMCHECK_SHIM_DIR "/hardened"), PL_OK);
 	struct shim_code mut;
+	hardened_copy(&mut);
 	old_cs_code(&mut);
-	pl_use_code(&P, &mut);
-	assert_int_equal(pl_load_scenario(&P, SHIMCHECK_SOURCE_DIR "/scenarios/default.json"), PL_OK);
+	use_edited(&mut);
 	/* rule NMI-WINDOW reports it on the plain run */
 	assert_int_equal(pl_run(&P), PL_VIOLATION);
 	assert_int_equal(P.v.counts[R_NMI], P.v.n);
@@ -184,18 +196,14 @@ static void hardened_old_cs_return_faults(void **state)
 static void hardened_handler_clobbers(void **state)
 {
 	(void)state;
-	pl_init(&P);
-	assert_int_equal(pl_load_code(&P, SHIMCHECK_SHIM_DIR "/hardened"), PL_OK);
-	assert_int_equal(pl_load_scenario(&P, SHIMCHECK_SOURCE_DIR "/scenarios/default.json"), PL_OK);
 	struct shim_code mut;
-	assert_true(code_dup(&mut, &P.code));
+	hardened_copy(&mut);
 	struct insn_ref r;
 	assert_true(mutate_find(&mut, CB_SHIM, "__shim_nmi", "pop eax", 2, &r)); /* after `call .pc; pop eax` */
 	assert_true(mutate_nop(&mut, &r));
 	assert_true(mutate_find(&mut, CB_SHIM, "__shim_nmi", "push eax", 1, &r));
 	assert_true(mutate_nop(&mut, &r));
-	pl_use_code(&P, &mut);
-	assert_int_equal(pl_load_scenario(&P, SHIMCHECK_SOURCE_DIR "/scenarios/default.json"), PL_OK);
+	use_edited(&mut);
 	assert_int_equal(pl_run(&P), PL_VIOLATION);
 	struct physmem mem = engine_memory(P.eng);
 	window_analyse(&P.t, &P.img, 2, &mem, &A);
@@ -212,15 +220,12 @@ static void hardened_handler_clobbers(void **state)
 static void hardened_handler_must_note(void **state)
 {
 	(void)state;
-	pl_init(&P);
-	assert_int_equal(pl_load_code(&P, SHIMCHECK_SHIM_DIR "/hardened"), PL_OK);
 	struct shim_code mut;
-	assert_true(code_dup(&mut, &P.code));
+	hardened_copy(&mut);
 	struct insn_ref r;
 	assert_true(mutate_find(&mut, CB_SHIM, "__shim_nmi", "or byte ptr ss:", 1, &r));
 	assert_true(mutate_nop(&mut, &r));
-	pl_use_code(&P, &mut);
-	assert_int_equal(pl_load_scenario(&P, SHIMCHECK_SOURCE_DIR "/scenarios/default.json"), PL_OK);
+	use_edited(&mut);
 	assert_int_equal(pl_run(&P), PL_VIOLATION);
 	assert_int_equal(P.v.counts[R_NMI], P.v.n);
 	struct physmem mem = engine_memory(P.eng);
@@ -239,10 +244,8 @@ static void hardened_value_dependent_handler(void **state)
 {
 	(void)state;
 	static struct wanalysis alone;
-	pl_init(&P);
-	assert_int_equal(pl_load_code(&P, SHIMCHECK_SHIM_DIR "/hardened"), PL_OK);
 	struct shim_code mut;
-	assert_true(code_dup(&mut, &P.code));
+	hardened_copy(&mut);
 	struct insn_ref r;
 	assert_true(mutate_find(&mut, CB_SHIM, "__shim_nmi", "or byte ptr ss:", 1, &r));
 	assert_int_equal(r.len, 8);
@@ -252,8 +255,7 @@ static void hardened_value_dependent_handler(void **state)
 	b[2] = 0x8E;                  /* ... [esi + disp32] */
 	b[3] = 0x20, b[4] = 0x01, b[5] = 0, b[6] = 0; /* D_NMI_PENDING's offset in the data area */
 	assert_true(mutate_replace(&mut, &r, b, sizeof b));
-	pl_use_code(&P, &mut);
-	assert_int_equal(pl_load_scenario(&P, SHIMCHECK_SOURCE_DIR "/scenarios/default.json"), PL_OK);
+	use_edited(&mut);
 	enum pl_status st = pl_run(&P);
 	assert_true(st == PL_OK || st == PL_VIOLATION);
 	struct physmem mem = engine_memory(P.eng);
