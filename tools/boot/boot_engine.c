@@ -367,6 +367,21 @@ unsigned megs_for(const char *dir, const struct job *jobs, int n, unsigned floor
 	return m;
 }
 
+char *qemu_initrd(const struct job *jobs, int n)
+{
+	size_t cap = (size_t)n * 96 + 16, len = 0;
+	char *initrd = malloc(cap);
+	if (!initrd)
+		return NULL;
+	initrd[0] = '\0';
+	for (int i = 0; i < n; i++) {
+		len += (size_t)snprintf(initrd + len, cap - len, "%s%s", i ? "," : "", jobs[i].image);
+		if (jobs[i].has_dr0)
+			len += (size_t)snprintf(initrd + len, cap - len, " dr0=0x%08" PRIx32, jobs[i].dr0);
+	}
+	return initrd;
+}
+
 void qemu_version(const char *exe, const char *dir, struct engine_info *ei)
 {
 	char path[PATH_MAX + 32];
@@ -396,20 +411,11 @@ static int qemu_once(const struct boot_opts *bo, const char *dir, const char *ke
 	}
 	char path[PATH_MAX + 32];
 	qemu_version(exe, dir, ei);
-	/* -initrd "image.bin dr0=0x...,image1.bin": QEMU's multiboot loader takes a module per
-	 * comma, each with its own string (the kernel reads dr0= there). */
-	size_t cap = (size_t)n * 96 + 16, len = 0;
-	char *initrd = malloc(cap), *filter = malloc((size_t)n * MAX_TRAPS * 16 + 32);
+	char *initrd = qemu_initrd(jobs, n), *filter = malloc((size_t)n * MAX_TRAPS * 16 + 32);
 	if (!initrd || !filter) {
 		free(initrd);
 		free(filter);
 		return B_INTERNAL;
-	}
-	initrd[0] = '\0';
-	for (int i = 0; i < n; i++) {
-		len += (size_t)snprintf(initrd + len, cap - len, "%s%s", i ? "," : "", jobs[i].image);
-		if (jobs[i].has_dr0)
-			len += (size_t)snprintf(initrd + len, cap - len, " dr0=0x%08" PRIx32, jobs[i].dr0);
 	}
 	/* -dfilter: QEMU's exec log shows only kernel_enter (an image starts) and the trap
 	 * routines of every image in the boot. */

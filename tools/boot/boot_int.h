@@ -293,6 +293,9 @@ int last_started(const struct job *jobs, int n);
 bool jobs_close(struct job *jobs, int l, int boot, int n, double secs);
 /* QEMU's version line into ei (once). */
 void qemu_version(const char *exe, const char *dir, struct engine_info *ei);
+/* QEMU's -initrd for jobs[0..n): "image.bin dr0=0x...,image1.bin", a multiboot module per
+ * comma, each with its own string (the kernel reads dr0= there). malloc'd; NULL: no memory. */
+char *qemu_initrd(const struct job *jobs, int n);
 
 /* Bochs booting one image with the debugger script rc (--step); output in dir/bochs.out. */
 int bochs_script(const struct boot_opts *bo, const char *dir, const char *kernel, const struct job *j, const char *rc,

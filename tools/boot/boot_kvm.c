@@ -384,16 +384,9 @@ int kvm_once(const struct boot_opts *bo, const char *dir, const char *kernel, st
 	 * batch follows in the next boot; every image is laid out afresh either way. */
 	if (ei->boots == 0 && n > 1)
 		n = 1;
-	size_t cap = (size_t)n * 96 + 16, len = 0;
-	char *initrd = malloc(cap);
+	char *initrd = qemu_initrd(jobs, n);
 	if (!initrd)
 		return B_INTERNAL;
-	initrd[0] = '\0';
-	for (int i = 0; i < n; i++) {
-		len += (size_t)snprintf(initrd + len, cap - len, "%s%s", i ? "," : "", jobs[i].image);
-		if (jobs[i].has_dr0)
-			len += (size_t)snprintf(initrd + len, cap - len, " dr0=0x%08" PRIx32, jobs[i].dr0);
-	}
 	char mem[16], qmp_arg[PATH_MAX + 64];
 	snprintf(mem, sizeof mem, "%u", megs_for(dir, jobs, n, 128));
 	static struct kwatch w;
