@@ -665,6 +665,22 @@ static const char *hf_text(const cs_insn *in, char *buf, size_t n)
 	return buf;
 }
 
+/* The linear address of a memory operand the handler accesses: an address formed from the
+ * interrupted context's values makes the handler's path depend on them (value_dep); one the
+ * model cannot form stops the walk with why. */
+static bool hf_operand(struct hf *h, const cs_insn *in, const cs_x86_op *op, uint32_t *lin, char *why, size_t n)
+{
+	bool tainted;
+	if (!hf_addr(h, op, true, lin, &tainted)) {
+		char text[64];
+		snprintf(why, n, "the model cannot follow `%s` (its address depends on a register it does not know)",
+			 hf_text(in, text, sizeof text));
+		return false;
+	}
+	h->value_dep |= tainted;
+	return true;
+}
+
 /* Instructions that change state the walk does not model: it stops there. */
 static bool hf_system(const cs_insn *in)
 {
@@ -707,13 +723,8 @@ static bool hf_generic(struct hf *h, const struct hf_decoded *d, char *why, size
 		if (op->type != X86_OP_MEM)
 			continue;
 		uint32_t lin;
-		bool tainted;
-		if (!hf_addr(h, op, true, &lin, &tainted)) {
-			snprintf(why, n, "the model cannot follow `%s` (its address depends on a register it does not know)",
-				 hf_text(in, text, sizeof text));
+		if (!hf_operand(h, in, op, &lin, why, n))
 			return false;
-		}
-		h->value_dep |= tainted;
 		/* Capstone 4 leaves access off some operands: then take both */
 		uint8_t acc = op->access ? op->access : CS_AC_READ | CS_AC_WRITE;
 		if ((acc & CS_AC_READ) && !hf_access(h, lin, op->size, false, why, n))
@@ -872,23 +883,13 @@ static enum hf_end hf_run(struct hf *h, char *why, size_t n)
 				h->taint[g0] = h->taint[g1];
 				h->orig[g0] = h->orig[g1];
 			} else if (r0 && g0 != R_ESP && o1->type == X86_OP_MEM) {
-				bool tainted;
-				if (!hf_addr(h, o1, true, &at, &tainted)) {
-					snprintf(why, n, "the model cannot follow `%s` (its address depends on a register it does not know)",
-						 hf_text(in, text, sizeof text));
+				if (!hf_operand(h, in, o1, &at, why, n))
 					return HF_CANNOT;
-				}
-				h->value_dep |= tainted;
 				if (!hf_load(h, at, &h->gpr[g0], &h->known[g0], &h->taint[g0], &h->orig[g0], why, n))
 					return HF_CANNOT;
 			} else if (o0->type == X86_OP_MEM && (o1->type == X86_OP_IMM || (g1 >= 0 && full1))) {
-				bool tainted;
-				if (!hf_addr(h, o0, true, &at, &tainted)) {
-					snprintf(why, n, "the model cannot follow `%s` (its address depends on a register it does not know)",
-						 hf_text(in, text, sizeof text));
+				if (!hf_operand(h, in, o0, &at, why, n))
 					return HF_CANNOT;
-				}
-				h->value_dep |= tainted;
 				if (!hf_access(h, at, 4, true, why, n))
 					return HF_CANNOT;
 				v = o1->type == X86_OP_IMM ? (uint32_t)o1->imm : h->gpr[g1];
